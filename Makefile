@@ -1,0 +1,45 @@
+# Thin wrapper over CMake for the README's commands.
+#   make run    install what is missing, build, start the mock upstream and tollgate (conf/tollgate.yaml)
+#   make test   install what is missing, build, run every test suite
+#   make build  build only (Release, warnings are errors)
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+JOBS ?= $(shell nproc)
+
+.PHONY: all deps build run test unit e2e asan clean
+
+all: build
+
+deps:
+	@scripts/deps.sh run
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DTG_WERROR=ON >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	@scripts/run.sh $(BUILD)
+
+test:
+	@scripts/deps.sh test
+	@$(MAKE) --no-print-directory build
+	@$(MAKE) --no-print-directory unit e2e asan
+
+unit:
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+e2e:
+	@cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error
+	@TOLLGATE_BIN=$(CURDIR)/$(BUILD)/tollgate TOLLGATE_MOCK_BIN=$(CURDIR)/$(BUILD)/tollgate-mock \
+		node --test --test-concurrency=1 tests/e2e/
+
+# The unit tests and the end-to-end suite again, under AddressSanitizer and UBSan.
+asan:
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DTG_SANITIZE=ON -DTG_WERROR=ON >/dev/null
+	@cmake --build $(ASAN_BUILD) -j $(JOBS)
+	@cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS)
+	@TOLLGATE_BIN=$(CURDIR)/$(ASAN_BUILD)/tollgate TOLLGATE_MOCK_BIN=$(CURDIR)/$(BUILD)/tollgate-mock \
+		TOLLGATE_SANITIZED=1 node --test --test-concurrency=1 tests/e2e/
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,221 @@
+/* mock.h - shared declarations of tollgate-mock, the fake upstream LLM provider used by e2e tests and benchmarks. */
+#ifndef TOLLGATE_MOCK_H
+#define TOLLGATE_MOCK_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <h2o.h>
+
+/* ---- settings -------------------------------------------------------------------------------------------------------- */
+
+/* Response shaping knobs: CLI defaults, overridable per request by x-mock-* headers. */
+typedef struct mock_knobs {
+    uint64_t latency_ms;     /* time to first byte */
+    uint64_t chunks;         /* content pieces (two tokens each) per completion */
+    uint64_t chunk_delay_ms; /* gap between stream events */
+    uint64_t body_bytes;     /* minimum non-streaming body size (padded with filler) */
+} mock_knobs_t;
+
+extern mock_knobs_t mock_defaults;
+extern int mock_quiet;
+
+/* Knob names: `--NAME` on the command line, `x-mock-NAME` as a request header. */
+typedef struct mock_knob_def {
+    const char *name, *header;
+    size_t offset; /* of the uint64_t in mock_knobs_t */
+    uint64_t max;
+} mock_knob_def_t;
+
+#define MOCK_NUM_KNOBS 4
+extern const mock_knob_def_t mock_knob_defs[MOCK_NUM_KNOBS];
+/* Parses a decimal knob value, 0 or -1. */
+int knob_parse(const char *s, size_t len, uint64_t max, uint64_t *out);
+
+/* ---- json.c: tiny JSON scanner and writer ----------------------------------------------------------------------------- */
+
+typedef enum { MJ_STRING, MJ_NUMBER, MJ_OBJECT, MJ_ARRAY, MJ_TRUE, MJ_FALSE, MJ_NULL } mj_type_t;
+
+/* A scanned value. For strings, base/len is the raw content between the quotes (escapes kept, so it can be echoed into
+ * JSON as is); for everything else it is the value's full text. */
+typedef struct mj_value {
+    mj_type_t type;
+    const char *base;
+    size_t len;
+} mj_value_t;
+
+typedef void (*mj_member_fn)(void *ctx, h2o_iovec_t key, const mj_value_t *value);
+
+/* Validates that json is exactly one JSON object and calls fn for each of its top-level members. 0 or -1 (invalid). */
+int mj_each_member(const char *json, size_t len, mj_member_fn fn, void *ctx);
+int mj_key_is(h2o_iovec_t key, const char *name);
+/* Integer value of a number without fraction or exponent; 0 or -1. */
+int mj_int(const mj_value_t *value, int64_t *out);
+/* Decodes a scanned string into a malloc'ed, NUL-terminated buffer (len in *out_len). NULL on failure. */
+char *mj_strdup(const mj_value_t *value, size_t *out_len);
+
+/* Growable output buffer. */
+typedef struct mj_buf {
+    char *base;
+    size_t len, cap;
+} mj_buf_t;
+
+void mj_printf(mj_buf_t *buf, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void mj_append(mj_buf_t *buf, const char *s, size_t len);
+/* Appends a quoted JSON string; raw bytes are escaped, already-escaped JSON content (is_json) is copied verbatim. */
+void mj_string(mj_buf_t *buf, const char *s, size_t len, int is_json);
+void mj_free(mj_buf_t *buf);
+/* printf into memory of the request pool */
+h2o_iovec_t mj_pool_printf(h2o_mem_pool_t *pool, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- stats.c: counters and the /_mock/stats and /_mock/reset endpoints ------------------------------------------------ */
+
+typedef enum { OUTCOME_PENDING, OUTCOME_SERVED, OUTCOME_FAULT, OUTCOME_REJECTED, OUTCOME_ABORTED } mock_outcome_t;
+
+/* Where one request is accounted: its slots in the per-key and per-model tables (-1 = none). */
+typedef struct mock_account {
+    uint32_t generation; /* stats generation the slots belong to (a reset invalidates them) */
+    int key_slot, model_slot;
+} mock_account_t;
+
+void stats_begin(mock_account_t *acct, h2o_iovec_t key);
+void stats_model(mock_account_t *acct, h2o_iovec_t model_json);
+void stats_stream(mock_account_t *acct);
+void stats_finish(mock_account_t *acct, mock_outcome_t outcome, uint64_t prompt_tokens, uint64_t completion_tokens);
+/* completion tokens sent in a response that did not complete */
+void stats_partial(mock_account_t *acct, uint64_t tokens);
+void stats_handle_get(h2o_req_t *req);
+void stats_handle_reset(h2o_req_t *req);
+
+/* ---- faults.c: fault kinds, the per-key fault table and /_mock/faults -------------------------------------------------- */
+
+typedef enum {
+    FAULT_NONE,
+    FAULT_429,
+    FAULT_500,
+    FAULT_503,
+    FAULT_401,
+    FAULT_RESET,
+    FAULT_STALL,
+    FAULT_MIDSTREAM_RESET,
+    FAULT_MIDSTREAM_STALL,
+} mock_fault_t;
+
+/* How a response is cut short. */
+typedef enum { CUT_NONE, CUT_CLOSE, CUT_STALL } mock_cut_t;
+
+int fault_parse(const char *s, size_t len, mock_fault_t *out);
+const char *fault_name(mock_fault_t fault);
+/* HTTP status (and error code, message) of an error-answer fault; 0 for the others */
+int fault_error(mock_fault_t fault, const char **code, const char **message);
+mock_cut_t fault_cut(mock_fault_t fault);
+int fault_is_midstream(mock_fault_t fault);
+/* Consumes one use of the table entry for key (or of the "*" entry). FAULT_NONE if none. */
+mock_fault_t faults_take(h2o_iovec_t key);
+void faults_clear(void);
+void faults_handle_get(h2o_req_t *req);
+void faults_handle_post(h2o_req_t *req);
+void faults_handle_delete(h2o_req_t *req);
+
+/* ---- hold.c: delayed callbacks and client-gone detection for held requests -------------------------------------------- */
+
+typedef struct mock_hold mock_hold_t;
+struct mock_hold {
+    h2o_timeout_entry_t timer;
+    h2o_linklist_t watched; /* in the client-gone watch list (HTTP/1 only) */
+    h2o_req_t *req;
+    void (*on_wake)(mock_hold_t *hold);
+    void (*on_gone)(mock_hold_t *hold);
+};
+
+void hold_init(h2o_context_t *ctx);
+void hold_prepare(mock_hold_t *hold, h2o_req_t *req, void (*on_wake)(mock_hold_t *), void (*on_gone)(mock_hold_t *));
+void hold_for(mock_hold_t *hold, uint64_t ms); /* calls on_wake after ms */
+void hold_forever(mock_hold_t *hold);          /* only on_gone can end it */
+void hold_release(mock_hold_t *hold);          /* idempotent */
+
+/* ---- exchange.c: one upstream request from arrival to its last byte --------------------------------------------------- */
+
+typedef struct mock_exchange mock_exchange_t;
+
+/* An API surface (OpenAI chat, Anthropic messages, ...): how it renders errors and stream events. */
+typedef struct mock_surface {
+    const char *name;
+    /* JSON error body for status (message and code are JSON-safe literals, code may be NULL) */
+    h2o_iovec_t (*render_error)(h2o_mem_pool_t *pool, int status, const char *code, const char *message);
+    /* completion-style surfaces: builds the non-streaming body into ex->body, or for a stream sets ex->nevents and
+     * ex->cut_at (the events sent before a midstream fault: the first half of the content) */
+    void (*plan)(mock_exchange_t *ex);
+    /* renders stream event `index` (0 <= index < nevents), usually into ex->scratch */
+    h2o_iovec_t (*render_event)(mock_exchange_t *ex, size_t index);
+} mock_surface_t;
+
+/* What a completion-style request asked for and what it will get. */
+typedef struct mock_completion {
+    h2o_iovec_t model; /* raw JSON string content */
+    int stream, include_usage;
+    int64_t max_tokens; /* -1: not given */
+    uint64_t chunks;    /* content pieces to produce */
+    int truncated;      /* chunks were capped by max_tokens */
+    uint64_t prompt_tokens, completion_tokens;
+    uint64_t id;
+    int64_t created;
+} mock_completion_t;
+
+struct mock_exchange {
+    h2o_req_t *req;
+    const mock_surface_t *surface;
+    mock_knobs_t knobs;
+    h2o_iovec_t key; /* upstream API key (bearer token or x-api-key), may be empty */
+    mock_account_t acct;
+    mock_outcome_t outcome;
+    mock_completion_t llm;
+
+    /* response plan: a static body (sent in one piece, or two halves when cut) or nevents rendered events */
+    h2o_iovec_t body;
+    size_t nevents, next;
+    mock_cut_t cut;
+    size_t cut_at;          /* pieces sent before the cut */
+    uint64_t tokens_sent;   /* completion tokens in the events sent so far */
+    int started;
+
+    h2o_generator_t generator;
+    mock_hold_t hold;
+    char scratch[1024];
+};
+
+/* Creates the exchange for an upstream request, counting it; reads the x-mock-* knobs. On a bad knob it answers 400 and
+ * returns NULL. */
+mock_exchange_t *exchange_new(h2o_req_t *req, const mock_surface_t *surface);
+/* Answers with an error body of the surface, as a rejection (4xx of our own) or as an injected fault. */
+void exchange_reject(mock_exchange_t *ex, int status, const char *code, const char *message);
+/* Picks the fault for this request (x-mock-fault header, then the fault table). If it is answered right away (error
+ * status, reset, stall) this does so and returns 1; a midstream fault is remembered for exchange_serve. */
+int exchange_apply_fault(mock_exchange_t *ex);
+/* Answers 200 with ex->body, or with ex->nevents events from surface->render_event. */
+void exchange_serve(mock_exchange_t *ex, const char *content_type);
+
+/* ---- completion.c: the request flow shared by completion-style surfaces ----------------------------------------------- */
+
+void completion_handle(h2o_req_t *req, const mock_surface_t *surface);
+/* The deterministic content: piece i is two words, counted as two tokens. */
+const char *completion_piece(uint64_t i);
+/* The non-streaming body head + all pieces + tail, with filler after the pieces up to the body-bytes knob. */
+h2o_iovec_t completion_body(mock_exchange_t *ex, const char *head, size_t head_len, const char *tail, size_t tail_len);
+
+/* ---- surfaces -------------------------------------------------------------------------------------------------------- */
+
+void openai_chat(h2o_req_t *req);
+void openai_models(h2o_req_t *req);
+void anthropic_messages(h2o_req_t *req);
+extern const mock_surface_t openai_surface;
+
+/* ---- router.c: dispatch table and plain responses ------------------------------------------------------------------- */
+
+int router_on_req(h2o_handler_t *self, h2o_req_t *req);
+void respond(h2o_req_t *req, int status, const char *content_type, h2o_iovec_t body);
+const char *status_reason(int status);
+
+#endif

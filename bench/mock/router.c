@@ -1,0 +1,80 @@
+/* router.c - the dispatch table from method + path to handler, and plain (unaccounted) responses. */
+#include <string.h>
+
+#include "mock.h"
+
+#define MOCK_PREFIX "/_mock/"
+
+static const struct route {
+    const char *method, *path;
+    void (*handle)(h2o_req_t *req);
+} routes[] = {
+    /* upstream surfaces (counted in /_mock/stats) */
+    {"POST", "/v1/chat/completions", openai_chat},
+    {"POST", "/chat/completions", openai_chat},
+    {"GET", "/v1/models", openai_models},
+    {"GET", "/models", openai_models},
+    {"POST", "/v1/messages", anthropic_messages},
+    /* management */
+    {"GET", "/_mock/stats", stats_handle_get},
+    {"POST", "/_mock/reset", stats_handle_reset},
+    {"GET", "/_mock/faults", faults_handle_get},
+    {"POST", "/_mock/faults", faults_handle_post},
+    {"DELETE", "/_mock/faults", faults_handle_delete},
+};
+
+const char *status_reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    default: return "Unknown";
+    }
+}
+
+void respond(h2o_req_t *req, int status, const char *content_type, h2o_iovec_t body)
+{
+    req->res.status = status;
+    req->res.reason = status_reason(status);
+    req->res.content_length = body.len;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
+    h2o_send_inline(req, body.base, body.len);
+}
+
+/* unknown path or method: management paths get a plain answer, upstream ones an accounted OpenAI-style error */
+static void no_route(h2o_req_t *req, int status)
+{
+    const char *message = status == 404 ? "Unknown request URL (tollgate-mock)." : "Method not allowed (tollgate-mock).";
+    h2o_iovec_t path = req->path_normalized;
+    mock_exchange_t *ex;
+
+    if (path.len >= strlen(MOCK_PREFIX) && memcmp(path.base, MOCK_PREFIX, strlen(MOCK_PREFIX)) == 0)
+        respond(req, status, "application/json", openai_surface.render_error(&req->pool, status, NULL, message));
+    else if ((ex = exchange_new(req, &openai_surface)) != NULL)
+        exchange_reject(ex, status, NULL, message);
+}
+
+int router_on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    int path_known = 0;
+
+    for (size_t i = 0; i != sizeof(routes) / sizeof(routes[0]); ++i) {
+        const struct route *r = &routes[i];
+        if (!h2o_memis(req->path_normalized.base, req->path_normalized.len, r->path, strlen(r->path)))
+            continue;
+        path_known = 1;
+        if (h2o_memis(req->method.base, req->method.len, r->method, strlen(r->method))) {
+            r->handle(req);
+            return 0;
+        }
+    }
+    no_route(req, path_known ? 405 : 404);
+    return 0;
+}

@@ -1,0 +1,226 @@
+/* Allocation-free JSON scanning; see json_scan.h. Depth is bounded to keep hostile input cheap. */
+#include "common/json_scan.h"
+
+#include <string.h>
+
+#define MAX_DEPTH 128
+
+typedef struct cursor {
+    const char *p, *end;
+} cursor_t;
+
+static void skip_ws(cursor_t *c)
+{
+    while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r'))
+        c->p++;
+}
+
+/* Positioned on the opening quote; leaves c->p after the closing quote. */
+static int scan_string(cursor_t *c, tg_json_span_t *out)
+{
+    const char *start = ++c->p;
+    while (c->p < c->end) {
+        char ch = *c->p;
+        if (ch == '"') {
+            if (out) {
+                out->p = start;
+                out->len = (size_t)(c->p - start);
+                out->type = TG_JSON_STRING;
+            }
+            c->p++;
+            return 0;
+        }
+        if (ch == '\\') {
+            if (c->p + 1 >= c->end)
+                return -1;
+            c->p += 2;
+            continue;
+        }
+        if ((unsigned char)ch < 0x20)
+            return -1;
+        c->p++;
+    }
+    return -1;
+}
+
+static int scan_literal(cursor_t *c, const char *word, tg_json_type_t type, tg_json_span_t *out)
+{
+    size_t n = strlen(word);
+    if ((size_t)(c->end - c->p) < n || memcmp(c->p, word, n) != 0)
+        return -1;
+    if (out) {
+        out->p = c->p;
+        out->len = n;
+        out->type = type;
+    }
+    c->p += n;
+    return 0;
+}
+
+static int scan_number(cursor_t *c, tg_json_span_t *out)
+{
+    const char *start = c->p;
+    if (c->p < c->end && *c->p == '-')
+        c->p++;
+    int digits = 0;
+    while (c->p < c->end && ((*c->p >= '0' && *c->p <= '9') || *c->p == '.' || *c->p == 'e' || *c->p == 'E' ||
+                             *c->p == '+' || *c->p == '-')) {
+        digits += (*c->p >= '0' && *c->p <= '9');
+        c->p++;
+    }
+    if (!digits)
+        return -1;
+    if (out) {
+        out->p = start;
+        out->len = (size_t)(c->p - start);
+        out->type = TG_JSON_NUMBER;
+    }
+    return 0;
+}
+
+static int scan_value(cursor_t *c, tg_json_span_t *out, int depth);
+
+/* Scans an object or array body starting at the opening bracket. */
+static int scan_container(cursor_t *c, tg_json_span_t *out, int depth)
+{
+    if (depth > MAX_DEPTH)
+        return -1;
+    const char *start = c->p;
+    char close = *c->p == '{' ? '}' : ']';
+    int is_obj = close == '}';
+    c->p++;
+    skip_ws(c);
+    if (c->p < c->end && *c->p == close) {
+        c->p++;
+        goto done;
+    }
+    for (;;) {
+        skip_ws(c);
+        if (is_obj) {
+            if (c->p >= c->end || *c->p != '"' || scan_string(c, NULL) != 0)
+                return -1;
+            skip_ws(c);
+            if (c->p >= c->end || *c->p != ':')
+                return -1;
+            c->p++;
+        }
+        if (scan_value(c, NULL, depth + 1) != 0)
+            return -1;
+        skip_ws(c);
+        if (c->p >= c->end)
+            return -1;
+        if (*c->p == ',') {
+            c->p++;
+            continue;
+        }
+        if (*c->p == close) {
+            c->p++;
+            break;
+        }
+        return -1;
+    }
+done:
+    if (out) {
+        out->p = start;
+        out->len = (size_t)(c->p - start);
+        out->type = is_obj ? TG_JSON_OBJECT : TG_JSON_ARRAY;
+    }
+    return 0;
+}
+
+static int scan_value(cursor_t *c, tg_json_span_t *out, int depth)
+{
+    skip_ws(c);
+    if (c->p >= c->end)
+        return -1;
+    switch (*c->p) {
+    case '"': return scan_string(c, out);
+    case '{':
+    case '[': return scan_container(c, out, depth);
+    case 't': return scan_literal(c, "true", TG_JSON_TRUE, out);
+    case 'f': return scan_literal(c, "false", TG_JSON_FALSE, out);
+    case 'n': return scan_literal(c, "null", TG_JSON_NULL, out);
+    default: return scan_number(c, out);
+    }
+}
+
+int tg_json_get(const char *p, size_t n, const char *key, tg_json_span_t *out)
+{
+    cursor_t c = {p, p + n};
+    size_t klen = strlen(key);
+    int found = 0;
+    skip_ws(&c);
+    if (c.p >= c.end || *c.p != '{')
+        return -1;
+    c.p++;
+    skip_ws(&c);
+    if (c.p < c.end && *c.p == '}') {
+        c.p++;
+        skip_ws(&c);
+        return c.p == c.end ? 0 : -1;
+    }
+    for (;;) {
+        tg_json_span_t k, v;
+        skip_ws(&c);
+        if (c.p >= c.end || *c.p != '"' || scan_string(&c, &k) != 0)
+            return -1;
+        skip_ws(&c);
+        if (c.p >= c.end || *c.p != ':')
+            return -1;
+        c.p++;
+        if (scan_value(&c, &v, 1) != 0)
+            return -1;
+        if (!found && k.len == klen && memcmp(k.p, key, klen) == 0) {
+            if (out)
+                *out = v;
+            found = 1;
+        }
+        skip_ws(&c);
+        if (c.p >= c.end)
+            return -1;
+        if (*c.p == ',') {
+            c.p++;
+            continue;
+        }
+        if (*c.p == '}') {
+            c.p++;
+            skip_ws(&c);
+            return c.p == c.end ? found : -1; /* nothing but whitespace may follow */
+        }
+        return -1;
+    }
+}
+
+int tg_json_get_u64(const char *p, size_t n, const char *key, uint64_t *out)
+{
+    tg_json_span_t v;
+    if (tg_json_get(p, n, key, &v) != 1 || v.type != TG_JSON_NUMBER)
+        return 0;
+    uint64_t x = 0;
+    for (size_t i = 0; i < v.len; i++) {
+        char ch = v.p[i];
+        if (ch < '0' || ch > '9')
+            break;
+        x = x * 10 + (uint64_t)(ch - '0');
+    }
+    *out = x;
+    return 1;
+}
+
+int tg_json_span_copy(const tg_json_span_t *s, char *buf, size_t cap)
+{
+    if (s->len + 1 > cap)
+        return -1;
+    memcpy(buf, s->p, s->len);
+    buf[s->len] = '\0';
+    return 0;
+}
+
+int tg_json_validate(const char *p, size_t n)
+{
+    cursor_t c = {p, p + n};
+    if (scan_value(&c, NULL, 0) != 0)
+        return 0;
+    skip_ws(&c);
+    return c.p == c.end;
+}

@@ -1,0 +1,115 @@
+/* Logging implementation: one write(2) per line so lines from many processes never interleave. */
+#include "common/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *g_role = "tollgate";
+static tg_log_level_t g_min = TG_LOG_INFO;
+static int g_error_fd = 2;
+static int g_access_fd = 2;
+static char g_error_path[512] = "-", g_access_path[512] = "-";
+static volatile sig_atomic_t g_reopen;
+static const char *const g_level_names[] = {"debug", "info", "warn", "error"};
+
+void tg_log_init(const char *role, tg_log_level_t min_level)
+{
+    g_role = role;
+    g_min = min_level;
+}
+
+int tg_log_level_parse(const char *s, tg_log_level_t *out)
+{
+    for (int i = 0; i < 4; i++)
+        if (strcmp(s, g_level_names[i]) == 0) {
+            *out = (tg_log_level_t)i;
+            return 0;
+        }
+    return -1;
+}
+
+static int open_destination(const char *path, int current)
+{
+    if (path == NULL || strcmp(path, "-") == 0)
+        return 2;
+    if (strcmp(path, "off") == 0)
+        return -1;
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return current;
+    return fd;
+}
+
+int tg_log_open(const char *error_path, const char *access_path)
+{
+    if (error_path != g_error_path)
+        snprintf(g_error_path, sizeof(g_error_path), "%s", error_path ? error_path : "-");
+    if (access_path != g_access_path)
+        snprintf(g_access_path, sizeof(g_access_path), "%s", access_path ? access_path : "-");
+    int efd = open_destination(error_path, g_error_fd), afd = open_destination(access_path, g_access_fd);
+    if (g_error_fd > 2 && g_error_fd != efd)
+        close(g_error_fd);
+    if (g_access_fd > 2 && g_access_fd != afd)
+        close(g_access_fd);
+    g_error_fd = efd < 0 ? 2 : efd;
+    g_access_fd = afd;
+    return 0;
+}
+
+void tg_log(tg_log_level_t level, const char *fmt, ...)
+{
+    if (level < g_min || g_error_fd < 0)
+        return;
+    char line[2048];
+    struct timeval tv;
+    struct tm tm;
+    gettimeofday(&tv, NULL);
+    gmtime_r(&tv.tv_sec, &tm);
+    int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %s %s[%d] ", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000),
+                     g_level_names[level], g_role, (int)getpid());
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+    va_end(ap);
+    if (m < 0)
+        m = 0;
+    n += m;
+    if (n > (int)sizeof(line) - 2)
+        n = (int)sizeof(line) - 2;
+    line[n++] = '\n';
+    ssize_t w = write(g_error_fd, line, (size_t)n);
+    (void)w;
+}
+
+int tg_log_access_enabled(void)
+{
+    return g_access_fd >= 0;
+}
+
+void tg_log_access(const char *line, int len)
+{
+    if (g_access_fd < 0)
+        return;
+    ssize_t w = write(g_access_fd, line, (size_t)len);
+    (void)w;
+}
+
+void tg_log_request_reopen(int sig)
+{
+    g_reopen = 1;
+}
+
+void tg_log_reopen_if_requested(void)
+{
+    if (!g_reopen)
+        return;
+    g_reopen = 0;
+    tg_log_open(g_error_path, g_access_path);
+}

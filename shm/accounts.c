@@ -1,0 +1,195 @@
+/* Account slots (seqlock-protected settings) and the open-addressed key index. */
+#include "shm/accounts.h"
+
+#include <string.h>
+
+static uint64_t hash_start(const uint8_t hash[32])
+{
+    uint64_t h;
+    memcpy(&h, hash, sizeof(h));
+    return h;
+}
+
+static uint32_t word_slot(uint64_t w)
+{
+    return (uint32_t)w;
+}
+
+static uint64_t next_word(uint64_t old, uint32_t slot_field)
+{
+    return (((old >> 32) + 1) << 32) | slot_field;
+}
+
+/* Removes HASH → SLOT from the index if present (persister only). */
+static void index_remove(tg_arena_t *a, const uint8_t hash[32], uint32_t slot)
+{
+    uint32_t mask = a->hdr->index_slots - 1;
+    for (uint32_t i = 0, pos = (uint32_t)hash_start(hash) & mask; i <= mask; i++, pos = (pos + 1) & mask) {
+        tg_index_entry_t *e = &a->index[pos];
+        uint64_t w = atomic_load_explicit(&e->word, memory_order_relaxed);
+        if (word_slot(w) == TG_INDEX_EMPTY)
+            return;
+        if (word_slot(w) == slot + 1 && memcmp(e->hash, hash, 32) == 0) {
+            atomic_store_explicit(&e->word, next_word(w, TG_INDEX_DELETED), memory_order_release);
+            return;
+        }
+    }
+}
+
+/* Inserts HASH → SLOT (persister only). Reuses a deleted entry; a reader that was probing it
+ * sees the generation change and retries. */
+static int index_insert(tg_arena_t *a, const uint8_t hash[32], uint32_t slot)
+{
+    uint32_t mask = a->hdr->index_slots - 1;
+    tg_index_entry_t *free_entry = NULL;
+    for (uint32_t i = 0, pos = (uint32_t)hash_start(hash) & mask; i <= mask; i++, pos = (pos + 1) & mask) {
+        tg_index_entry_t *e = &a->index[pos];
+        uint64_t w = atomic_load_explicit(&e->word, memory_order_relaxed);
+        uint32_t s = word_slot(w);
+        if (s == TG_INDEX_EMPTY) {
+            if (free_entry == NULL)
+                free_entry = e;
+            break;
+        }
+        if (s == TG_INDEX_DELETED) {
+            if (free_entry == NULL)
+                free_entry = e;
+            continue;
+        }
+        if (memcmp(e->hash, hash, 32) == 0) { /* same key re-pointed */
+            atomic_store_explicit(&e->word, next_word(w, slot + 1), memory_order_release);
+            return 0;
+        }
+    }
+    if (free_entry == NULL)
+        return -1;
+    uint64_t w = atomic_load_explicit(&free_entry->word, memory_order_relaxed);
+    /* Mark deleted under a new generation while the hash bytes change, then publish. */
+    atomic_store_explicit(&free_entry->word, next_word(w, TG_INDEX_DELETED), memory_order_release);
+    atomic_thread_fence(memory_order_release);
+    memcpy(free_entry->hash, hash, 32);
+    w = atomic_load_explicit(&free_entry->word, memory_order_relaxed);
+    atomic_store_explicit(&free_entry->word, next_word(w, slot + 1), memory_order_release);
+    return 0;
+}
+
+static void seq_begin(tg_account_t *acct)
+{
+    uint32_t s = atomic_load_explicit(&acct->seq, memory_order_relaxed);
+    atomic_store_explicit(&acct->seq, s + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+}
+
+static void seq_end(tg_account_t *acct)
+{
+    atomic_thread_fence(memory_order_release);
+    uint32_t s = atomic_load_explicit(&acct->seq, memory_order_relaxed);
+    atomic_store_explicit(&acct->seq, s + 1, memory_order_release);
+}
+
+int tg_account_publish(tg_arena_t *a, uint32_t slot, const tg_account_settings_t *st)
+{
+    if (slot >= a->hdr->max_accounts)
+        return -1;
+    tg_account_t *acct = &a->accounts[slot];
+    int had_key = (acct->flags & TG_ACCT_USED) != 0;
+    uint8_t old_hash[32];
+    memcpy(old_hash, acct->key_hash, 32);
+
+    seq_begin(acct);
+    acct->flags = st->flags | TG_ACCT_USED;
+    acct->id = st->id;
+    acct->parent_id = st->parent_id;
+    acct->owner_id = st->owner_id;
+    acct->level = st->level;
+    acct->depth = st->depth;
+    memcpy(acct->key_hash, st->key_hash, 32);
+    memcpy(acct->name, st->name, TG_NAME_MAX);
+    acct->name[TG_NAME_MAX - 1] = '\0';
+    seq_end(acct);
+
+    if (had_key && memcmp(old_hash, st->key_hash, 32) != 0)
+        index_remove(a, old_hash, slot);
+    if (index_insert(a, st->key_hash, slot) != 0)
+        return -1;
+    uint32_t hw = atomic_load(&a->hdr->n_accounts_hw);
+    while (hw < slot + 1 && !atomic_compare_exchange_weak(&a->hdr->n_accounts_hw, &hw, slot + 1))
+        ;
+    return 0;
+}
+
+void tg_account_unpublish(tg_arena_t *a, uint32_t slot)
+{
+    tg_account_t *acct = &a->accounts[slot];
+    if (!(acct->flags & TG_ACCT_USED))
+        return;
+    index_remove(a, acct->key_hash, slot);
+    seq_begin(acct);
+    acct->flags = 0;
+    acct->id = 0;
+    memset(acct->key_hash, 0, 32);
+    acct->name[0] = '\0';
+    seq_end(acct);
+}
+
+int tg_account_read(const tg_arena_t *a, uint32_t slot, tg_account_settings_t *out)
+{
+    if (slot >= a->hdr->max_accounts)
+        return -1;
+    tg_account_t *acct = &a->accounts[slot];
+    for (;;) {
+        uint32_t s1 = atomic_load_explicit(&acct->seq, memory_order_acquire);
+        if (s1 & 1)
+            continue;
+        out->flags = acct->flags;
+        out->id = acct->id;
+        out->parent_id = acct->parent_id;
+        out->owner_id = acct->owner_id;
+        out->level = acct->level;
+        out->depth = acct->depth;
+        memcpy(out->key_hash, acct->key_hash, 32);
+        memcpy(out->name, acct->name, TG_NAME_MAX);
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&acct->seq, memory_order_relaxed) == s1)
+            break;
+    }
+    out->name[TG_NAME_MAX - 1] = '\0';
+    return (out->flags & TG_ACCT_USED) ? 0 : -1;
+}
+
+int64_t tg_account_lookup(const tg_arena_t *a, const uint8_t hash[32])
+{
+    uint32_t mask = a->hdr->index_slots - 1;
+    for (uint32_t i = 0, pos = (uint32_t)hash_start(hash) & mask; i <= mask; i++, pos = (pos + 1) & mask) {
+        tg_index_entry_t *e = &a->index[pos];
+        uint64_t w1 = atomic_load_explicit(&e->word, memory_order_acquire);
+        uint32_t s = word_slot(w1);
+        if (s == TG_INDEX_EMPTY)
+            return -1;
+        if (s == TG_INDEX_DELETED)
+            continue;
+        int same = memcmp(e->hash, hash, 32) == 0;
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&e->word, memory_order_relaxed) != w1) {
+            i = (uint32_t)-1; /* the entry changed under us: probe again from the start */
+            pos = ((uint32_t)hash_start(hash) - 1) & mask;
+            continue;
+        }
+        if (!same)
+            continue;
+        tg_account_settings_t st;
+        if (tg_account_read(a, s - 1, &st) != 0 || memcmp(st.key_hash, hash, 32) != 0)
+            return -1;
+        return (int64_t)(s - 1);
+    }
+    return -1;
+}
+
+int64_t tg_account_find_id(const tg_arena_t *a, uint64_t id)
+{
+    uint32_t hw = atomic_load(&a->hdr->n_accounts_hw);
+    for (uint32_t i = 0; i < hw; i++)
+        if ((a->accounts[i].flags & TG_ACCT_USED) && a->accounts[i].id == id)
+            return i;
+    return -1;
+}

@@ -1,0 +1,153 @@
+/* msgpack encoding of usage records into a fixed buffer (no allocation on the hot path). */
+#include "shm/usage.h"
+
+#include <msgpack.h>
+#include <string.h>
+
+typedef struct fixed_buf {
+    uint8_t *p;
+    size_t len, cap;
+    int overflow;
+} fixed_buf_t;
+
+static int fixed_write(void *data, const char *buf, size_t len)
+{
+    fixed_buf_t *fb = data;
+    if (fb->len + len > fb->cap) {
+        fb->overflow = 1;
+        return -1;
+    }
+    memcpy(fb->p + fb->len, buf, len);
+    fb->len += len;
+    return 0;
+}
+
+static void pack_key(msgpack_packer *pk, const char *k)
+{
+    size_t n = strlen(k);
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, k, n);
+}
+
+static void pack_str(msgpack_packer *pk, const char *k, const char *v)
+{
+    pack_key(pk, k);
+    size_t n = strnlen(v, 255);
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, v, n);
+}
+
+static void pack_u64(msgpack_packer *pk, const char *k, uint64_t v)
+{
+    pack_key(pk, k);
+    msgpack_pack_uint64(pk, v);
+}
+
+int tg_usage_encode(const tg_usage_t *u, uint8_t *buf, size_t cap)
+{
+    fixed_buf_t fb = {buf, 0, cap, 0};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &fb, fixed_write);
+    msgpack_pack_map(&pk, 15);
+    pack_str(&pk, "rid", u->request_id);
+    pack_u64(&pk, "ts", u->ts_ms);
+    pack_u64(&pk, "acct", u->account_id);
+    pack_u64(&pk, "key", u->upstream_id);
+    pack_str(&pk, "model", u->model);
+    pack_str(&pk, "path", u->path);
+    pack_u64(&pk, "st", u->status);
+    pack_u64(&pk, "fl", u->flags);
+    pack_u64(&pk, "pt", u->prompt_tokens);
+    pack_u64(&pk, "ct", u->completion_tokens);
+    pack_u64(&pk, "cached", u->cached_tokens);
+    pack_key(&pk, "cost");
+    msgpack_pack_int64(&pk, u->cost_nanos);
+    pack_u64(&pk, "lat", u->latency_ms);
+    pack_u64(&pk, "ttfb", u->ttfb_ms);
+    pack_u64(&pk, "v", 1);
+    return fb.overflow ? -1 : (int)fb.len;
+}
+
+static int key_is(const msgpack_object *k, const char *name)
+{
+    size_t n = strlen(name);
+    return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n && memcmp(k->via.str.ptr, name, n) == 0;
+}
+
+static void copy_str(char *dst, size_t cap, const msgpack_object *v)
+{
+    size_t n = v->via.str.size < cap - 1 ? v->via.str.size : cap - 1;
+    memcpy(dst, v->via.str.ptr, n);
+    dst[n] = '\0';
+}
+
+/* Field table: where each msgpack key lands in tg_usage_t. */
+typedef enum { F_STR, F_U64, F_U32, F_I64 } field_kind_t;
+typedef struct {
+    const char *key;
+    field_kind_t kind;
+    size_t offset, size;
+} field_t;
+
+#define FIELD(k, kind, member) {k, kind, offsetof(tg_usage_t, member), sizeof(((tg_usage_t *)0)->member)}
+static const field_t g_fields[] = {
+    FIELD("rid", F_STR, request_id), FIELD("ts", F_U64, ts_ms),           FIELD("acct", F_U64, account_id),
+    FIELD("key", F_U64, upstream_id), FIELD("model", F_STR, model),        FIELD("path", F_STR, path),
+    FIELD("st", F_U32, status),       FIELD("fl", F_U32, flags),           FIELD("pt", F_U64, prompt_tokens),
+    FIELD("ct", F_U64, completion_tokens), FIELD("cached", F_U64, cached_tokens), FIELD("cost", F_I64, cost_nanos),
+    FIELD("lat", F_U32, latency_ms),  FIELD("ttfb", F_U32, ttfb_ms),
+};
+
+static int set_field(tg_usage_t *out, const field_t *f, const msgpack_object *v)
+{
+    char *dst = (char *)out + f->offset;
+    if (f->kind == F_STR) {
+        if (v->type != MSGPACK_OBJECT_STR)
+            return -1;
+        copy_str(dst, f->size, v);
+        return 0;
+    }
+    int64_t x;
+    if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        x = (int64_t)v->via.u64;
+    else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+        x = v->via.i64;
+    else
+        return -1;
+    if (f->kind == F_U32) {
+        uint32_t y = (uint32_t)x;
+        memcpy(dst, &y, sizeof(y));
+    } else {
+        memcpy(dst, &x, sizeof(x));
+    }
+    return 0;
+}
+
+int tg_usage_decode(const uint8_t *buf, size_t len, tg_usage_t *out)
+{
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    size_t off = 0;
+    int rc = -1;
+    memset(out, 0, sizeof(*out));
+    if (msgpack_unpack_next(&up, (const char *)buf, len, &off) != MSGPACK_UNPACK_SUCCESS)
+        goto done;
+    if (up.data.type != MSGPACK_OBJECT_MAP)
+        goto done;
+    int have_rid = 0;
+    for (uint32_t i = 0; i < up.data.via.map.size; i++) {
+        const msgpack_object_kv *kv = &up.data.via.map.ptr[i];
+        for (size_t f = 0; f < sizeof(g_fields) / sizeof(g_fields[0]); f++) {
+            if (!key_is(&kv->key, g_fields[f].key))
+                continue;
+            if (set_field(out, &g_fields[f], &kv->val) != 0)
+                goto done;
+            if (f == 0)
+                have_rid = 1;
+        }
+    }
+    rc = have_rid && out->request_id[0] ? 0 : -1;
+done:
+    msgpack_unpacked_destroy(&up);
+    return rc;
+}

@@ -1,0 +1,46 @@
+/* Account records: the JSON object stored per account in the `accounts` column family (fields of
+ * api-compat 1.2, PascalCase; layout in docs/storage.md), the `keyhash` index that finds one by
+ * API key, and the translation into the arena's account settings. */
+#ifndef TG_STORE_ACCOUNT_REC_H
+#define TG_STORE_ACCOUNT_REC_H
+
+#include <jansson.h>
+#include <rocksdb/c.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "shm/accounts.h"
+#include "store/store.h"
+
+#define TG_ROOT_ID 1u
+/* Root's spendable balance in the arena: unlimited (what root grants is minted, api-compat 7.12),
+ * and far enough from INT64_MAX that reservations can be added to it without overflow. */
+#define TG_BALANCE_UNLIMITED (INT64_MAX / 4)
+#define TG_PARTIAL_KEY_LEN 20
+
+typedef struct tg_acctrec_init {
+    uint64_t id, parent_id, owner_id;
+    const char *name;
+    const char *email;
+    const char *dna;
+    int level;
+    double rates, factor;
+    const char *key; /* the API key in plaintext: only its hash and last characters are kept */
+    size_t key_len;
+} tg_acctrec_init_t;
+
+/** A new account record with counters at zero and CreatedAt = UpdatedAt = NOW. NULL when out of memory. */
+json_t *tg_acctrec_new(const tg_acctrec_init_t *init, time_t now);
+/** Adds keyhash[HASH] = ID to BATCH. */
+void tg_acctrec_put_keyhash(rocksdb_writebatch_t *batch, tg_store_t *s, const uint8_t hash[32], uint64_t id);
+/** The account whose API key is KEY (LEN bytes), whatever its Status (new reference), or NULL. */
+json_t *tg_acctrec_by_key(tg_store_t *s, const char *key, size_t len);
+/** Arena settings of record REC. 0, or -1 when a required field (ID, KeyHash) is missing or bad. */
+int tg_acctrec_settings(const json_t *rec, tg_account_settings_t *out);
+/** Sum of the account's cards (CreditBalance[].balance), nano-dollars; 0 while it has none. */
+int64_t tg_acctrec_cards(const json_t *rec);
+/** The balance the arena shows for REC: unlimited for root, else its cards. */
+int64_t tg_acctrec_arena_balance(const json_t *rec);
+
+#endif

@@ -1,0 +1,159 @@
+/* Publishing the database into the arena at persister start: every account (settings, key index,
+ * balance) and every upstream key (settings, sealed secret), then hdr->persister_ready = 1.
+ *
+ * Slots. Workers address accounts and keys by arena slot, so an id must keep its slot across a
+ * persister restart while workers keep running. Publishing therefore first reads which id each
+ * used slot holds (the store's slot maps are rebuilt from the arena, not from the database), gives
+ * every database record its existing slot or the lowest free one, and finally frees the slots
+ * whose id is no longer in the database. Accounts and upstream keys are two instances of one
+ * generic region walk below. */
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "shm/accounts.h"
+#include "shm/upstreams.h"
+#include "store/account_rec.h"
+#include "store/record.h"
+#include "store/store-i.h"
+#include "store/upstream_rec.h"
+
+/* One arena region holding database records of one column family. */
+typedef struct region {
+    const char *what;
+    tg_cf_t cf;
+    size_t map_offset; /* offsetof(tg_store_t, the region's slot map) */
+    uint32_t (*capacity)(const tg_arena_t *a);
+    uint64_t (*id_at)(const tg_arena_t *a, uint32_t slot); /* 0 when the slot is unused */
+    int (*publish)(tg_arena_t *a, uint32_t slot, const json_t *rec);
+    void (*unpublish)(tg_arena_t *a, uint32_t slot);
+} region_t;
+
+static uint32_t account_capacity(const tg_arena_t *a)
+{
+    return a->hdr->max_accounts;
+}
+
+static uint64_t account_id_at(const tg_arena_t *a, uint32_t slot)
+{
+    const tg_account_t *acct = &a->accounts[slot];
+    return (acct->flags & TG_ACCT_USED) ? acct->id : 0;
+}
+
+static int account_publish(tg_arena_t *a, uint32_t slot, const json_t *rec)
+{
+    tg_account_settings_t st;
+    if (tg_acctrec_settings(rec, &st) != 0 || tg_account_publish(a, slot, &st) != 0)
+        return -1;
+    atomic_store(&a->accounts[slot].balance, tg_acctrec_arena_balance(rec));
+    return 0;
+}
+
+static uint32_t upstream_capacity(const tg_arena_t *a)
+{
+    return a->hdr->max_upstreams;
+}
+
+static uint64_t upstream_id_at(const tg_arena_t *a, uint32_t slot)
+{
+    const tg_upstream_t *u = &a->upstreams[slot];
+    return (u->flags & TG_UPSTREAM_USED) ? u->id : 0;
+}
+
+static int upstream_publish(tg_arena_t *a, uint32_t slot, const json_t *rec)
+{
+    tg_upstream_settings_t st;
+    int rc = tg_uprec_settings(rec, &st) == 0 ? tg_upstream_publish(a, slot, &st) : -1;
+    explicit_bzero(st.sealed, sizeof(st.sealed));
+    return rc;
+}
+
+static const region_t g_accounts = {"account",        TG_CF_ACCOUNTS,  offsetof(tg_store_t, acct_slots), account_capacity,
+                                    account_id_at,    account_publish, tg_account_unpublish};
+static const region_t g_upstreams = {"upstream key",   TG_CF_UPSTREAMS,  offsetof(tg_store_t, up_slots), upstream_capacity,
+                                     upstream_id_at,   upstream_publish, tg_upstream_unpublish};
+
+typedef struct walk {
+    const region_t *r;
+    tg_arena_t *arena;
+    tg_slotmap_t *map;
+    uint8_t *seen; /* per slot: published from the database in this walk */
+    size_t published, failed;
+} walk_t;
+
+static int publish_record(void *ud, const char *key, size_t klen, const char *val, size_t vlen)
+{
+    walk_t *w = ud;
+    uint64_t id = klen == 8 ? tg_be64_get((const uint8_t *)key) : 0;
+    json_t *rec = id ? json_loadb(val, vlen, 0, NULL) : NULL;
+    int64_t slot = rec && tg_rec_id_matches(rec, id) ? tg_slotmap_assign(w->map, id) : -2;
+    if (slot == -2) {
+        tg_error("publish: %s record %llu is unreadable; skipped", w->r->what, (unsigned long long)id);
+    } else if (slot < 0) {
+        tg_error("publish: no free arena slot for %s %llu (the arena holds %u; raise the limit in the config)", w->r->what,
+                 (unsigned long long)id, w->map->cap);
+    } else if (w->r->publish(w->arena, (uint32_t)slot, rec) != 0) {
+        tg_error("publish: %s %llu could not be published", w->r->what, (unsigned long long)id);
+        tg_slotmap_remove(w->map, id);
+        w->r->unpublish(w->arena, (uint32_t)slot);
+        slot = -1;
+    } else {
+        w->seen[slot] = 1;
+        w->published++;
+    }
+    if (slot < 0)
+        w->failed++;
+    json_decref(rec);
+    return 0;
+}
+
+static int publish_region(tg_store_t *s, tg_arena_t *arena, const region_t *r)
+{
+    tg_slotmap_t *map = (tg_slotmap_t *)((char *)s + r->map_offset);
+    uint32_t cap = r->capacity(arena);
+    if (map->cap != cap) {
+        tg_slotmap_dispose(map);
+        if (tg_slotmap_init(map, cap) != 0) {
+            tg_error("publish: out of memory");
+            return -1;
+        }
+    }
+    tg_slotmap_clear(map);
+    /* Adopt the slots the arena already has (a restart keeps every id where workers see it). */
+    for (uint32_t slot = 0; slot < cap; slot++) {
+        uint64_t id = r->id_at(arena, slot);
+        if (id != 0 && tg_slotmap_set(map, slot, id) != 0)
+            r->unpublish(arena, slot); /* a duplicate of an id already adopted */
+    }
+    walk_t w = {r, arena, map, calloc(cap ? cap : 1, 1), 0, 0};
+    if (w.seen == NULL) {
+        tg_error("publish: out of memory");
+        return -1;
+    }
+    int rc = tg_store_each(s, r->cf, publish_record, &w);
+    /* Free the slots of ids the database no longer has. */
+    size_t freed = 0;
+    for (uint32_t slot = 0; rc == 0 && slot < cap; slot++) {
+        if (map->ids[slot] != 0 && !w.seen[slot]) {
+            r->unpublish(arena, slot);
+            tg_slotmap_remove(map, map->ids[slot]);
+            freed++;
+        }
+    }
+    free(w.seen);
+    tg_info("publish: %zu %s(s) published, %zu stale slot(s) freed%s", w.published, r->what, freed,
+            w.failed ? ", some records failed (see above)" : "");
+    return rc == 0 && w.failed == 0 ? 0 : -1;
+}
+
+int tg_store_publish_all(tg_store_t *s, tg_arena_t *arena)
+{
+    int rc = publish_region(s, arena, &g_accounts);
+    if (publish_region(s, arena, &g_upstreams) != 0)
+        rc = -1;
+    s->slots_ready = 1;
+    atomic_fetch_add(&arena->hdr->settings_gen, 1);
+    atomic_store(&arena->hdr->persister_ready, 1);
+    return rc;
+}

@@ -1,0 +1,65 @@
+/* The store's internals, shared by the store/ modules only (bootstrap, publish, drain, the HTTP
+ * API). Everything here runs on the persister's single thread. */
+#ifndef TG_STORE_I_H
+#define TG_STORE_I_H
+
+#include <jansson.h>
+#include <rocksdb/c.h>
+#include <stdint.h>
+
+#include "store/foldmap.h"
+#include "store/schema.h"
+#include "store/slotmap.h"
+#include "store/store.h"
+
+struct tg_store {
+    char *data_dir;
+    char *db_path;
+    rocksdb_t *db;
+    rocksdb_options_t *opts;
+    rocksdb_column_family_handle_t *cf[TG_CF_COUNT];
+    rocksdb_column_family_handle_t **extra_cf; /* families of a newer minor layout: kept open, unused */
+    size_t n_extra_cf;
+    rocksdb_readoptions_t *ro;
+    rocksdb_writeoptions_t *wo; /* sync = true: every write is on disk when rocksdb_write returns */
+
+    /* publish.c: which arena slot holds which id (built by tg_store_publish_all) */
+    tg_slotmap_t acct_slots, up_slots;
+    int slots_ready;
+
+    /* drain.c */
+    int resumed;              /* the previous persister's committed-but-unreleased batch was handled */
+    uint64_t stuck_pos;       /* ring position seen STUCK, UINT64_MAX when none */
+    uint64_t stuck_since_ns;  /* monotonic time it was first seen STUCK */
+    uint32_t stuck_timeout_ms;
+    uint64_t bad_records;     /* undecodable records skipped since open */
+    uint64_t write_failures;  /* consecutive failed batch commits */
+    tg_foldmap_t fold_rollups, fold_accounts;
+    uint32_t fold_cap;
+    rocksdb_writebatch_t *batch;
+    tg_day_cache_t day;
+};
+
+/** Sets *ERR (when ERR is non-NULL) to a malloc'd message; returns -1. */
+int tg_store_fail(char **err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/** Value of KEY in CF (malloc'd, free with rocksdb_free), or NULL when absent. On a read error
+ * returns NULL and sets *ERR (rocksdb-allocated, free with rocksdb_free). */
+char *tg_store_get(tg_store_t *s, tg_cf_t cf, const void *key, size_t klen, size_t *vlen, char **err);
+/** Reads a u64 meta value; 1 found, 0 absent, -1 read error or bad size (logged). */
+int tg_store_meta_get(tg_store_t *s, const char *name, uint64_t *out);
+/** Adds a put of meta NAME = V to BATCH. */
+void tg_store_meta_put(rocksdb_writebatch_t *batch, tg_store_t *s, const char *name, uint64_t v);
+/** Adds a put of JSON (compact text) under u64 ID in CF to BATCH. 0, or -1 when it cannot be dumped. */
+int tg_store_json_put(rocksdb_writebatch_t *batch, tg_store_t *s, tg_cf_t cf, uint64_t id, const json_t *json);
+/** The JSON object stored under u64 ID in CF (new reference), or NULL when absent or unreadable. */
+json_t *tg_store_json_get(tg_store_t *s, tg_cf_t cf, uint64_t id);
+/** Commits BATCH with sync. 0, or -1 with *ERR (malloc'd; may be NULL). */
+int tg_store_commit(tg_store_t *s, rocksdb_writebatch_t *batch, char **err);
+
+/** Calls FN for every record of CF in key order, with the key and value; stops early when FN
+ * returns non-zero and returns that value. -1 on an iterator error (logged). */
+typedef int (*tg_store_each_fn)(void *ud, const char *key, size_t klen, const char *val, size_t vlen);
+int tg_store_each(tg_store_t *s, tg_cf_t cf, tg_store_each_fn fn, void *ud);
+
+#endif

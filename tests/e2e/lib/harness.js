@@ -1,0 +1,183 @@
+// Test harness: starts the real tollgate binary and the C mock upstream on free loopback ports,
+// in a fresh temporary data directory, and tears them down. Every test talks to real processes.
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createServer } from 'node:net';
+import { randomBytes } from 'node:crypto';
+
+export const TOLLGATE_BIN = process.env.TOLLGATE_BIN ?? new URL('../../../build/tollgate', import.meta.url).pathname;
+export const MOCK_BIN = process.env.TOLLGATE_MOCK_BIN ?? new URL('../../../build/tollgate-mock', import.meta.url).pathname;
+export const SANITIZED = process.env.TOLLGATE_SANITIZED === '1';
+export const UPSTREAM_SECRET = 'sk-mock-upstream-key-0001';
+const START_TIMEOUT_MS = SANITIZED ? 30000 : 10000;
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** A key in tollgate's sk-Xvs format (51 characters). */
+export function makeKey() {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+  let s = 'sk-Xvs';
+  const bytes = randomBytes(45);
+  for (const b of bytes) s += alphabet[b % 62];
+  return s;
+}
+
+export async function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function collect(proc) {
+  const out = { stdout: '', stderr: '' };
+  proc.stdout.on('data', (d) => { out.stdout += d; });
+  proc.stderr.on('data', (d) => { out.stderr += d; });
+  return out;
+}
+
+function exited(proc) {
+  return new Promise((resolve) => {
+    if (proc.exitCode !== null || proc.signalCode !== null) resolve({ code: proc.exitCode, signal: proc.signalCode });
+    else proc.once('exit', (code, signal) => resolve({ code, signal }));
+  });
+}
+
+export async function waitFor(fn, { timeout = START_TIMEOUT_MS, interval = 50, what = 'condition' } = {}) {
+  const end = Date.now() + timeout;
+  let last;
+  while (Date.now() < end) {
+    try {
+      if (await fn()) return;
+    } catch (e) { last = e; }
+    await sleep(interval);
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ''}`);
+}
+
+/** Starts the mock upstream; args are its command-line options. */
+export async function startMock(args = []) {
+  const proc = spawn(MOCK_BIN, ['--port', '0', '--quiet', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = collect(proc);
+  await waitFor(() => /listening on [\d.]+:(\d+)/.test(out.stdout), { what: 'the mock to listen' });
+  const port = Number(out.stdout.match(/listening on [\d.]+:(\d+)/)[1]);
+  const url = `http://127.0.0.1:${port}`;
+  return {
+    port, url, proc,
+    async stats() { return (await fetch(`${url}/_mock/stats`)).json(); },
+    async reset() { await fetch(`${url}/_mock/reset`, { method: 'POST' }); },
+    async fault(key, fault, count) {
+      await fetch(`${url}/_mock/faults`, { method: 'POST', body: JSON.stringify({ key, fault, count }) });
+    },
+    async stop() { proc.kill('SIGTERM'); await exited(proc); },
+  };
+}
+
+export function gatewayConfig({ port, dataDir, mockUrl, workers = 1, extra = '' }) {
+  return `# written by the e2e harness
+listen:
+  - host: 127.0.0.1
+    port: ${port}
+workers: ${workers}
+data_dir: ${dataDir}
+arena:
+  max_accounts: 1024
+  max_upstream_keys: 64
+  ring_slots: 4096
+server:
+  drain_timeout: 10s
+log:
+  access: ${join(dataDir, '..', 'access.log')}
+  error: "-"
+  level: info
+keys:
+  - name: mock
+    level: 1
+    provider: ${mockUrl}
+    secret: ${UPSTREAM_SECRET}
+    protocol: openai
+${extra}`;
+}
+
+/** Starts tollgate against MOCK in a fresh directory and waits for /healthz. */
+export async function startGateway({ mock, workers = 1, extra = '', env = {} } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-e2e-'));
+  const port = await freePort();
+  const dataDir = join(dir, 'data');
+  const configPath = join(dir, 'tollgate.yaml');
+  writeFileSync(configPath, gatewayConfig({ port, dataDir, mockUrl: mock.url, workers, extra }));
+  const rootKey = makeKey();
+  const gw = {
+    dir, port, dataDir, configPath, rootKey,
+    base: `http://127.0.0.1:${port}`,
+    proc: null, out: null,
+    async start() {
+      this.proc = spawn(TOLLGATE_BIN, ['-c', configPath], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, TOLLGATE_ROOT_KEY: rootKey, ...env },
+      });
+      this.out = collect(this.proc);
+      await waitFor(async () => {
+        if (this.proc.exitCode !== null) throw new Error(`tollgate exited: ${this.out.stderr}`);
+        const r = await fetch(`${this.base}/healthz`);
+        return r.status === 200;
+      }, { what: 'tollgate /healthz' });
+    },
+    /** Sends SIG to the master and waits for the whole tree to exit. */
+    async stop(sig = 'SIGTERM') {
+      if (!this.proc || this.proc.exitCode !== null) return { code: this.proc?.exitCode };
+      this.proc.kill(sig);
+      return exited(this.proc);
+    },
+    exited() { return exited(this.proc); },
+    children() {
+      try {
+        return execFileSync('pgrep', ['-P', String(this.proc.pid)], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number);
+      } catch { return []; }
+    },
+    /** Pids of the worker processes (the persister is the child that holds the RocksDB lock). */
+    workerPids() {
+      return this.children().filter((pid) => {
+        try { return readFileSync(`/proc/${pid}/cmdline`, 'utf8').length >= 0 && !isPersister(pid); } catch { return false; }
+      });
+    },
+    persisterPid() { return this.children().find(isPersister); },
+    /** Usage records in the store, read with `tollgate admin usage` (run after stop, or live). */
+    usage() {
+      const out = execFileSync(TOLLGATE_BIN, ['admin', 'usage', '-c', configPath], { encoding: 'utf8' });
+      return out.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    },
+    accessLog() {
+      const p = join(dir, 'access.log');
+      return existsSync(p) ? readFileSync(p, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];
+    },
+    async cleanup() {
+      await this.stop('SIGKILL').catch(() => {});
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  await gw.start();
+  return gw;
+}
+
+function isPersister(pid) {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'tg-persister';
+  } catch { return false; }
+}
+
+/** Runs the tollgate binary to completion with ARGS; returns {code, stdout, stderr}. */
+export function runTollgate(args, env = {}) {
+  return new Promise((resolve) => {
+    const proc = spawn(TOLLGATE_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    const out = collect(proc);
+    proc.on('exit', (code) => resolve({ code, ...out }));
+  });
+}

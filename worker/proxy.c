@@ -1,0 +1,322 @@
+/* The request path (architecture.md, "A request's path"): dispatch, authenticate, scan the body,
+ * pick an upstream key, relay, capture usage, settle. */
+#include "worker/proxy.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/http.h"
+#include "common/json_scan.h"
+#include "common/keyhash.h"
+#include "common/log.h"
+#include "master/config.h"
+#include "shm/accounts.h"
+#include "worker/relay.h"
+#include "worker/route.h"
+#include "worker/settle.h"
+#include "worker/worker.h"
+
+/* Per-request state of a proxied model call, in the request pool. */
+typedef struct tg_call {
+    tg_relay_t *relay;
+    uint32_t slot; /* caller's account slot */
+    tg_usage_t u;
+    char method[8];
+    char client_ip[64];
+    size_t body_len;
+    unsigned injected_usage : 1; /* tollgate asked for stream usage: hide that extra chunk */
+    unsigned usage_seen : 1;
+    const char *headers[4];
+} tg_call_t;
+
+void tg_client_ip(h2o_req_t *req, char *out, size_t cap)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+    out[0] = '\0';
+    if (len == 0)
+        snprintf(out, cap, "unknown");
+    else if (ss.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, out, (socklen_t)cap);
+    else if (ss.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, out, (socklen_t)cap);
+    else
+        snprintf(out, cap, "local");
+}
+
+static void add_cors(h2o_req_t *req)
+{
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-allow-origin"), 0, NULL, H2O_STRLIT("*"));
+}
+
+/* Reads prompt/completion/cached tokens from a `usage` object (OpenAI or Anthropic naming). */
+static void read_usage(tg_usage_t *u, const char *p, size_t n)
+{
+    tg_json_get_u64(p, n, "prompt_tokens", &u->prompt_tokens);
+    tg_json_get_u64(p, n, "completion_tokens", &u->completion_tokens);
+    tg_json_get_u64(p, n, "input_tokens", &u->prompt_tokens);
+    tg_json_get_u64(p, n, "output_tokens", &u->completion_tokens);
+    tg_json_span_t d;
+    if (tg_json_get(p, n, "prompt_tokens_details", &d) == 1 && d.type == TG_JSON_OBJECT)
+        tg_json_get_u64(d.p, d.len, "cached_tokens", &u->cached_tokens);
+}
+
+/* Finds `usage` in a JSON object; returns 1 when it was an object and was read. */
+static int capture_usage(tg_call_t *c, const char *p, size_t n)
+{
+    tg_json_span_t usage;
+    if (tg_json_get(p, n, "usage", &usage) != 1 || usage.type != TG_JSON_OBJECT)
+        return 0;
+    read_usage(&c->u, usage.p, usage.len);
+    c->usage_seen = 1;
+    return 1;
+}
+
+static int on_event(tg_relay_t *r, const char *ev, size_t len)
+{
+    tg_call_t *c = r->owner;
+    const char *data;
+    size_t n;
+    if (tg_sse_data(ev, len, &data, &n) != 0 || n == 0 || data[0] != '{')
+        return 1;
+    if (memmem(data, n, "\"usage\"", 7) == NULL)
+        return 1;
+    if (!capture_usage(c, data, n))
+        return 1;
+    if (c->injected_usage) { /* the usage-only chunk the client did not ask for */
+        tg_json_span_t choices;
+        if (tg_json_get(data, n, "choices", &choices) == 1 && choices.type == TG_JSON_ARRAY && choices.len == 2)
+            return 0;
+    }
+    return 1;
+}
+
+static void on_finish(tg_relay_t *r, h2o_iovec_t body)
+{
+    tg_call_t *c = r->owner;
+    tg_usage_t *u = &c->u;
+    if (body.len && r->status >= 200 && r->status < 300)
+        capture_usage(c, body.base, body.len);
+    u->status = (uint32_t)(r->status ? r->status : 502);
+    if (r->aborted)
+        u->flags |= TG_USAGE_ABORTED;
+    if (!c->usage_seen && r->status >= 200 && r->status < 300) {
+        /* no report from the upstream (client left, or it sent none): count what we know */
+        u->prompt_tokens = c->body_len / 4;
+        u->completion_tokens = r->events;
+        u->flags |= TG_USAGE_ESTIMATED;
+    }
+    uint64_t now = tg_mono_ns();
+    u->latency_ms = (uint32_t)((now - r->t0_ns) / 1000000u);
+    u->ttfb_ms = r->ttfb_ns ? (uint32_t)((r->ttfb_ns - r->t0_ns) / 1000000u) : 0;
+    u->ts_ms = tg_now_ms();
+    if (r->req && !r->started)
+        h2o_add_header_by_str(&r->req->pool, &r->req->res.headers, H2O_STRLIT("x-tollgate-cost"), 0, NULL,
+                              H2O_STRLIT("0.000000000"));
+    tg_settle(c->slot, u, c->method, c->client_ip);
+}
+
+static const tg_relay_hooks_t g_call_hooks = {on_event, on_finish};
+
+/* Authenticates the caller: the account slot, or -1 after answering 401. */
+static int64_t authenticate(h2o_req_t *req, tg_account_settings_t *acct)
+{
+    const char *key;
+    size_t len;
+    if (tg_http_api_key(req, &key, &len) != 0) {
+        tg_http_error(req, 401, "invalid_request_error", "invalid_api_key",
+                      "missing API key: send Authorization: Bearer <key> or x-api-key");
+        return -1;
+    }
+    uint8_t hash[32];
+    tg_key_hash(key, len, hash);
+    int64_t slot = tg_account_lookup(tg_w->arena, hash);
+    if (slot < 0 || tg_account_read(tg_w->arena, (uint32_t)slot, acct) != 0) {
+        tg_http_error(req, 401, "invalid_request_error", "invalid_api_key", "invalid API key");
+        return -1;
+    }
+    if (!(acct->flags & TG_ACCT_ENABLED)) {
+        tg_http_error(req, 401, "invalid_request_error", "account_disabled", "this account is disabled");
+        return -1;
+    }
+    if (acct->flags & TG_ACCT_SUSPENDED) {
+        tg_http_error(req, 429, "insufficient_quota", "insufficient_quota", "this account is suspended");
+        return -1;
+    }
+    return slot;
+}
+
+/* Builds the upstream body: for OpenAI streams without stream_options, ask for the usage chunk. */
+static h2o_iovec_t upstream_body(h2o_req_t *req, tg_call_t *c, int stream)
+{
+    h2o_iovec_t body = req->entity;
+    if (!stream)
+        return body;
+    tg_json_span_t opts;
+    if (tg_json_get(body.base, body.len, "stream_options", &opts) == 1) {
+        return body; /* the client chose; its own usage chunk passes through */
+    }
+    const char *brace = memchr(body.base, '{', body.len);
+    size_t head = (size_t)(brace - body.base) + 1;
+    static const char inject[] = "\"stream_options\":{\"include_usage\":true},";
+    /* an empty object `{}` would leave a trailing comma: scan guaranteed a member (model) exists */
+    char *p = h2o_mem_alloc_pool(&req->pool, body.len + sizeof(inject));
+    memcpy(p, body.base, head);
+    memcpy(p + head, inject, sizeof(inject) - 1);
+    memcpy(p + head + sizeof(inject) - 1, body.base + head, body.len - head);
+    c->injected_usage = 1;
+    return h2o_iovec_init(p, body.len + sizeof(inject) - 1);
+}
+
+static const char *upstream_url(h2o_req_t *req, const char *base, const char *path)
+{
+    size_t blen = strlen(base);
+    while (blen && base[blen - 1] == '/')
+        blen--;
+    if (blen >= 3 && memcmp(base + blen - 3, "/v1", 3) == 0 && strncmp(path, "/v1/", 4) == 0)
+        path += 3;
+    return tg_pool_fmt(&req->pool, "%.*s%s", (int)blen, base, path);
+}
+
+static int proxy_chat(h2o_req_t *req)
+{
+    tg_account_settings_t acct;
+    int64_t slot = authenticate(req, &acct);
+    if (slot < 0)
+        return 0;
+    if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"))) {
+        tg_http_error(req, 405, "invalid_request_error", "method_not_allowed", "use POST for this path");
+        return 0;
+    }
+    tg_json_span_t model, stream;
+    int has_model = tg_json_get(req->entity.base, req->entity.len, "model", &model);
+    if (has_model < 0) {
+        tg_http_error(req, 400, "invalid_request_error", "invalid_json", "the request body is not a valid JSON object");
+        return 0;
+    }
+    if (has_model == 0 || model.type != TG_JSON_STRING || model.len == 0) {
+        tg_http_error(req, 400, "invalid_request_error", "invalid_request", "model: a non-empty string is required");
+        return 0;
+    }
+    if (model.len >= TG_MODEL_MAX) {
+        tg_http_error(req, 400, "invalid_request_error", "invalid_request", "model: the name is too long");
+        return 0;
+    }
+    int is_stream = tg_json_get(req->entity.base, req->entity.len, "stream", &stream) == 1 && stream.type == TG_JSON_TRUE;
+    if (!tg_settle_ring_has_room()) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+        tg_http_error(req, 503, "server_error", "usage_ring_full", "the gateway is saturated; retry shortly");
+        return 0;
+    }
+    tg_route_t route;
+    if (tg_route_pick(acct.owner_id, acct.level, &route) != 0) {
+        tg_http_error(req, 503, "upstream_error", "no_upstream_key", "no upstream key is available for this account");
+        return 0;
+    }
+
+    tg_call_t *c = h2o_mem_alloc_pool(&req->pool, sizeof(*c));
+    memset(c, 0, sizeof(*c));
+    c->slot = (uint32_t)slot;
+    c->body_len = req->entity.len;
+    snprintf(c->method, sizeof(c->method), "%.*s", (int)req->method.len, req->method.base);
+    tg_client_ip(req, c->client_ip, sizeof(c->client_ip));
+    tg_usage_t *u = &c->u;
+    tg_worker_request_id(u->request_id);
+    u->account_id = acct.id;
+    u->upstream_id = route.settings.id;
+    tg_json_span_copy(&model, u->model, sizeof(u->model));
+    snprintf(u->path, sizeof(u->path), "%.*s", (int)req->path_normalized.len, req->path_normalized.base);
+    if (is_stream)
+        u->flags |= TG_USAGE_STREAM;
+
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, u->request_id,
+                          strlen(u->request_id));
+    add_cors(req);
+    c->relay = tg_relay_create(req, &g_call_hooks, c);
+
+    h2o_iovec_t body = upstream_body(req, c, is_stream);
+    size_t nh = 0;
+    if (route.settings.protocol == TG_PROTO_ANTHROPIC)
+        c->headers[nh++] = tg_pool_fmt(&req->pool, "x-api-key: %s", route.secret);
+    else
+        c->headers[nh++] = tg_pool_fmt(&req->pool, "Authorization: Bearer %s", route.secret);
+    c->headers[nh++] = "Content-Type: application/json";
+    c->headers[nh++] = is_stream ? "Accept: text/event-stream" : "Accept: application/json";
+
+    tg_xfer_request_t x = {0};
+    x.url = upstream_url(req, route.settings.url, "/v1/chat/completions");
+    x.method = "POST";
+    x.body = body.base;
+    x.body_len = body.len;
+    x.headers = c->headers;
+    x.n_headers = nh;
+    x.connect_timeout_ms = tg_w->cfg->upstream.connect_timeout_ms;
+    x.idle_timeout_ms = tg_w->cfg->upstream.first_byte_timeout_ms > tg_w->cfg->upstream.idle_timeout_ms
+                            ? tg_w->cfg->upstream.first_byte_timeout_ms
+                            : tg_w->cfg->upstream.idle_timeout_ms;
+    tg_relay_start(c->relay, &x);
+    return 0;
+}
+
+static int serve_health(h2o_req_t *req)
+{
+    int ready = atomic_load(&tg_w->arena->hdr->persister_ready) == 1;
+    if (ready)
+        tg_http_json(req, 200, H2O_STRLIT("{\"status\":\"ok\"}"));
+    else
+        tg_http_error(req, 503, "server_error", "starting", "the persister is not ready yet");
+    return 0;
+}
+
+static int serve_preflight(h2o_req_t *req)
+{
+    add_cors(req);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-allow-methods"), 0, NULL,
+                          H2O_STRLIT("GET, POST, PUT, DELETE, OPTIONS"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-allow-headers"), 0, NULL,
+                          H2O_STRLIT("Authorization, Content-Type, x-api-key, anthropic-version"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-max-age"), 0, NULL,
+                          H2O_STRLIT("86400"));
+    req->res.status = 204;
+    req->res.reason = "No Content";
+    h2o_send_inline(req, "", 0);
+    return 0;
+}
+
+static int path_is(h2o_iovec_t path, const char *p)
+{
+    return h2o_memis(path.base, path.len, p, strlen(p));
+}
+
+static int path_has_prefix(h2o_iovec_t path, const char *p)
+{
+    size_t n = strlen(p);
+    return path.len >= n && memcmp(path.base, p, n) == 0;
+}
+
+static int is_management(h2o_iovec_t path)
+{
+    return path_has_prefix(path, "/x-") || path_has_prefix(path, "/dashboard/") || path_has_prefix(path, "/admin") ||
+           path_has_prefix(path, "/manage");
+}
+
+int tg_proxy_on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    h2o_iovec_t path = req->path_normalized;
+    if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("OPTIONS")))
+        return serve_preflight(req);
+    if (path_is(path, "/healthz"))
+        return serve_health(req);
+    if (path_is(path, "/v1/chat/completions") || path_is(path, "/chat/completions") ||
+        path_is(path, "/v2/chat/completions"))
+        return proxy_chat(req);
+    if (is_management(path)) {
+        add_cors(req);
+        return tg_forward_on_req(req);
+    }
+    add_cors(req);
+    tg_http_error(req, 404, "invalid_request_error", "not_found", "unknown path");
+    return 0;
+}

@@ -1,0 +1,252 @@
+/* Upstream → client relay: response start, buffering or SSE relay, back-pressure, client abort. */
+#include "worker/relay.h"
+
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/http.h"
+#include "common/log.h"
+#include "worker/worker.h"
+
+#define RELAY_PAUSE_BYTES (1u << 20)  /* pause the upstream when this much waits for the client */
+#define RELAY_MAX_BODY (64u << 20)    /* a non-stream answer larger than this is refused */
+#define RELAY_MAX_EVENT (4u << 20)
+
+static void finish_once(tg_relay_t *r, h2o_iovec_t body)
+{
+    if (r->finished)
+        return;
+    r->finished = 1;
+    if (r->hooks->on_finish)
+        r->hooks->on_finish(r, body);
+}
+
+static void flush(tg_relay_t *r)
+{
+    if (!r->req || r->sending || r->final_sent)
+        return;
+    h2o_iovec_t buf = h2o_doublebuffer_prepare(&r->db, &r->recv, SIZE_MAX);
+    int final = r->upstream_done && r->recv->size == 0;
+    if (buf.len == 0 && !final)
+        return;
+    if (final) {
+        finish_once(r, h2o_iovec_init(NULL, 0));
+        r->final_sent = 1;
+    } else {
+        r->sending = 1;
+    }
+    h2o_send(r->req, &buf, buf.len ? 1 : 0, final ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+}
+
+static void on_proceed(h2o_generator_t *gen, h2o_req_t *req)
+{
+    tg_relay_t *r = H2O_STRUCT_FROM_MEMBER(tg_relay_t, gen, gen);
+    r->sending = 0;
+    if (r->db.bytes_inflight)
+        h2o_doublebuffer_consume(&r->db);
+    flush(r);
+    if (r->xfer && r->recv->size < RELAY_PAUSE_BYTES)
+        tg_xfer_resume(r->xfer);
+}
+
+static void client_gone(tg_relay_t *r)
+{
+    if (r->xfer) {
+        tg_xfer_cancel(r->xfer);
+        r->xfer = NULL;
+        r->aborted = 1;
+        r->error = TG_XFER_EABORTED;
+    }
+    finish_once(r, h2o_iovec_init(NULL, 0));
+}
+
+static void on_stop(h2o_generator_t *gen, h2o_req_t *req)
+{
+    tg_relay_t *r = H2O_STRUCT_FROM_MEMBER(tg_relay_t, gen, gen);
+    client_gone(r);
+}
+
+static void on_dispose(void *p)
+{
+    tg_relay_t *r = p;
+    client_gone(r);
+    r->req = NULL;
+    h2o_doublebuffer_dispose(&r->db);
+    h2o_buffer_dispose(&r->recv);
+    tg_sse_dispose(&r->sse);
+    tg_w->inflight--;
+}
+
+static const char *const g_dropped_headers[] = {"content-length", "transfer-encoding", "connection", "keep-alive",
+                                                "date", "server", "set-cookie", "alt-svc", "strict-transport-security"};
+
+static int header_dropped(h2o_iovec_t name)
+{
+    for (size_t i = 0; i < sizeof(g_dropped_headers) / sizeof(g_dropped_headers[0]); i++)
+        if (h2o_memis(name.base, name.len, g_dropped_headers[i], strlen(g_dropped_headers[i])))
+            return 1;
+    return 0;
+}
+
+static int header_relayed(const tg_relay_t *r, h2o_iovec_t name)
+{
+    if (header_dropped(name))
+        return 0;
+    if (r->forward_all_headers)
+        return 1;
+    return h2o_memis(name.base, name.len, H2O_STRLIT("content-type")) ||
+           h2o_memis(name.base, name.len, H2O_STRLIT("retry-after")) ||
+           (name.len > 12 && memcmp(name.base, "x-ratelimit-", 12) == 0);
+}
+
+static int is_event_stream(const tg_xfer_header_t *h, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (h2o_memis(h[i].name.base, h[i].name.len, H2O_STRLIT("content-type")))
+            return h[i].value.len >= 17 && strncasecmp(h[i].value.base, "text/event-stream", 17) == 0;
+    return 0;
+}
+
+static void start_response(tg_relay_t *r, size_t content_length)
+{
+    h2o_req_t *req = r->req;
+    req->res.status = r->status;
+    req->res.reason = tg_http_reason(r->status);
+    req->res.content_length = content_length;
+    r->started = 1;
+    h2o_start_response(req, &r->gen);
+}
+
+static int on_head(void *ud, int status, const tg_xfer_header_t *h, size_t n)
+{
+    tg_relay_t *r = ud;
+    if (!r->req)
+        return -1;
+    r->status = status;
+    r->ttfb_ns = tg_mono_ns();
+    for (size_t i = 0; i < n; i++)
+        if (header_relayed(r, h[i].name))
+            h2o_add_header_by_str(&r->req->pool, &r->req->res.headers, h[i].name.base, h[i].name.len, 1, NULL,
+                                  h[i].value.base, h[i].value.len);
+    if (status >= 200 && status < 300 && is_event_stream(h, n)) {
+        r->streaming = 1;
+        h2o_add_header(&r->req->pool, &r->req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-cache"));
+        start_response(r, SIZE_MAX);
+        r->sending = 1; /* flush the headers now: the client sees the stream open before the first event */
+        h2o_send(r->req, NULL, 0, H2O_SEND_STATE_IN_PROGRESS);
+    }
+    return 0;
+}
+
+static int relay_event(void *ud, const char *ev, size_t len)
+{
+    tg_relay_t *r = ud;
+    if (r->hooks->on_event && !r->hooks->on_event(r, ev, len))
+        return 0;
+    h2o_iovec_t dst = h2o_buffer_reserve(&r->recv, len);
+    memcpy(dst.base, ev, len);
+    r->recv->size += len;
+    r->events++;
+    return 0;
+}
+
+static int on_body(void *ud, const char *p, size_t n)
+{
+    tg_relay_t *r = ud;
+    if (!r->req)
+        return -1;
+    if (r->streaming) {
+        if (r->recv->size >= RELAY_PAUSE_BYTES)
+            return TG_XFER_PAUSE;
+        if (tg_sse_feed(&r->sse, p, n, RELAY_MAX_EVENT, relay_event, r) != 0)
+            return -1;
+        flush(r);
+        return 0;
+    }
+    if (r->recv->size + n > RELAY_MAX_BODY)
+        return -1;
+    h2o_iovec_t dst = h2o_buffer_reserve(&r->recv, n);
+    memcpy(dst.base, p, n);
+    r->recv->size += n;
+    return 0;
+}
+
+static void answer_error(tg_relay_t *r)
+{
+    const char *msg = "the upstream could not be reached";
+    int status = 502;
+    if (r->error == TG_XFER_ETIMEOUT) {
+        status = 504;
+        msg = "the upstream did not answer in time";
+    } else if (r->error == TG_XFER_EABORTED) {
+        msg = "the upstream answer was too large or malformed";
+    }
+    r->status = status;
+    finish_once(r, h2o_iovec_init(NULL, 0));
+    tg_http_error(r->req, status, "upstream_error", "upstream_unavailable", msg);
+}
+
+static void on_done(void *ud, int err, const char *message)
+{
+    tg_relay_t *r = ud;
+    r->xfer = NULL;
+    r->upstream_done = 1;
+    r->error = err;
+    if (!r->req)
+        return;
+    if (err)
+        tg_debug("upstream exchange ended: %s", message);
+    if (r->streaming) {
+        if (tg_sse_pending(&r->sse)) { /* a truncated last event: pass its bytes on as they are */
+            h2o_iovec_t dst = h2o_buffer_reserve(&r->recv, r->sse.partial->size);
+            memcpy(dst.base, r->sse.partial->bytes, r->sse.partial->size);
+            r->recv->size += r->sse.partial->size;
+            h2o_buffer_consume(&r->sse.partial, r->sse.partial->size);
+        }
+        flush(r);
+        return;
+    }
+    if (err && r->status == 0) {
+        answer_error(r);
+        return;
+    }
+    if (err) { /* failed mid-body: what arrived is not a whole answer */
+        r->status = 0;
+        answer_error(r);
+        return;
+    }
+    h2o_iovec_t body = h2o_iovec_init(r->recv->bytes, r->recv->size);
+    finish_once(r, body);
+    start_response(r, body.len);
+    r->final_sent = 1;
+    h2o_send(r->req, &body, 1, H2O_SEND_STATE_FINAL);
+}
+
+static const tg_xfer_handlers_t g_handlers = {on_head, on_body, on_done};
+
+tg_relay_t *tg_relay_create(h2o_req_t *req, const tg_relay_hooks_t *hooks, void *owner)
+{
+    tg_relay_t *r = h2o_mem_alloc_shared(&req->pool, sizeof(*r), on_dispose);
+    memset(r, 0, sizeof(*r));
+    r->req = req;
+    r->hooks = hooks;
+    r->owner = owner;
+    r->gen.proceed = on_proceed;
+    r->gen.stop = on_stop;
+    r->t0_ns = tg_mono_ns();
+    h2o_buffer_init(&r->recv, &h2o_socket_buffer_prototype);
+    h2o_doublebuffer_init(&r->db, &h2o_socket_buffer_prototype);
+    tg_sse_init(&r->sse);
+    tg_w->inflight++;
+    return r;
+}
+
+int tg_relay_start(tg_relay_t *r, const tg_xfer_request_t *xreq)
+{
+    r->xfer = tg_xfer_start(tg_w->client, xreq, &g_handlers, r);
+    if (r->xfer)
+        return 0;
+    r->error = TG_XFER_ECONNECT;
+    answer_error(r);
+    return -1;
+}

@@ -1,0 +1,54 @@
+/* Relaying one upstream exchange back to the client. Used by the proxy (provider calls, with
+ * SSE inspection and usage capture) and by the management forwarder (persister calls). The
+ * relay owns the per-request state, allocated in the request's pool so a client that leaves at
+ * any moment frees it; the transfer is then cancelled. Non-streaming answers are buffered (so
+ * headers such as x-tollgate-cost can be set from the body); event streams are relayed event by
+ * event as they arrive, with back-pressure through the double buffer. */
+#ifndef TG_RELAY_H
+#define TG_RELAY_H
+
+#include <h2o.h>
+
+#include "shm/usage.h"
+#include "worker/sse.h"
+#include "worker/upstream.h"
+
+typedef struct tg_relay tg_relay_t;
+
+typedef struct tg_relay_hooks {
+    /** A complete SSE event from a 2xx stream: return 1 to forward it, 0 to hide it. */
+    int (*on_event)(tg_relay_t *r, const char *ev, size_t len);
+    /** The exchange is over (BODY is the buffered body of a non-stream answer, or empty); set
+     * extra response headers here. Called once, before the final bytes are sent, or on abort. */
+    void (*on_finish)(tg_relay_t *r, h2o_iovec_t body);
+} tg_relay_hooks_t;
+
+struct tg_relay {
+    h2o_req_t *req; /* NULL once the client is gone */
+    h2o_generator_t gen;
+    const tg_relay_hooks_t *hooks;
+    tg_xfer_t *xfer;
+    int status;
+    unsigned streaming : 1;   /* the answer is an event stream being relayed */
+    unsigned started : 1;     /* h2o_start_response was called */
+    unsigned sending : 1;     /* an h2o_send is in flight */
+    unsigned upstream_done : 1;
+    unsigned final_sent : 1;
+    unsigned finished : 1;    /* on_finish ran */
+    unsigned aborted : 1;     /* the client left before the end */
+    unsigned forward_all_headers : 1;
+    int error;                /* TG_XFER_* of the exchange */
+    h2o_buffer_t *recv;       /* bytes received and not yet handed to h2o */
+    h2o_doublebuffer_t db;
+    tg_sse_t sse;
+    uint64_t t0_ns, ttfb_ns;
+    uint64_t events;          /* SSE events forwarded */
+    void *owner;              /* the proxy's or forwarder's own state */
+};
+
+/** Allocates a relay in REQ's pool. */
+tg_relay_t *tg_relay_create(h2o_req_t *req, const tg_relay_hooks_t *hooks, void *owner);
+/** Starts the exchange; on failure answers 502 itself and returns -1. */
+int tg_relay_start(tg_relay_t *r, const tg_xfer_request_t *xreq);
+
+#endif

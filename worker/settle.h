@@ -1,0 +1,15 @@
+/* The end of every proxied request: account counters, the usage record into the ring (kept in a
+ * local backlog and retried when the ring is momentarily full, never dropped), the access log. */
+#ifndef TG_SETTLE_H
+#define TG_SETTLE_H
+
+#include "shm/usage.h"
+
+/** Records U for the account in arena slot SLOT. */
+void tg_settle(uint32_t slot, const tg_usage_t *u, const char *method, const char *client_ip);
+/** Retries records held back by a full ring; call from the loop. Returns how many remain. */
+size_t tg_settle_flush_backlog(void);
+/** 1 when the ring has room for new requests (admission control). */
+int tg_settle_ring_has_room(void);
+
+#endif
