@@ -84,6 +84,8 @@ static int run_child(tg_master_t *m, const child_t *c)
 {
     if (c->kind == CHILD_PERSISTER) {
         child_setup("persister", &m->cfg);
+        for (size_t i = 0; i < m->n_listeners; i++) /* client traffic is the workers' */
+            close(m->listeners[i].fd);
         tg_persister_args_t pa = {&m->cfg, &m->arena, m->master_key, m->persister_socket, &g_child_stop};
         return tg_persister_run(&pa);
     }

@@ -208,6 +208,7 @@ void tg_server_close(tg_server_t *srv)
     tg_server_stop_accepting(srv);
     h2o_evloop_run(srv->ctx.loop, 0); /* lets the closed listener be reclaimed */
     if (!tg_server_idle(srv)) {
+        tg_info("persister: client connections still open at exit; leaving them to the kernel");
         g_parked = srv;
         return;
     }
@@ -216,8 +217,14 @@ void tg_server_close(tg_server_t *srv)
     if (h2o_timeout_is_linked(&srv->ctx.http2._graceful_shutdown_timeout))
         h2o_timeout_unlink(&srv->ctx.http2._graceful_shutdown_timeout);
     h2o_evloop_t *loop = srv->ctx.loop;
+    h2o_multithread_queue_t *queue = srv->ctx.queue;
     h2o_context_dispose(&srv->ctx);
     h2o_evloop_destroy(loop);
+#if H2O_VERSION_MAJOR == 2 && H2O_VERSION_MINOR < 3
+    free(queue); /* 2.2.x's h2o_multithread_destroy_queue() closes the queue's pipe but leaks the struct */
+#else
+    (void)queue;
+#endif
     h2o_config_dispose(&srv->config);
     free(srv->socket_path);
     free(srv);

@@ -846,6 +846,22 @@ static void test_persister_end_to_end(void **state)
         snprintf(rid, sizeof(rid), "e2e-stop-%d", i);
         push_usage(&f->arena, rid, DAY1_MS, 1, "gpt-4o", 1, 1, 0, 5);
     }
+    /* A client that keeps its connection open (as a forwarding worker does) does not hold up the stop. */
+    int idle = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un isa = {.sun_family = AF_UNIX};
+    snprintf(isa.sun_path, sizeof(isa.sun_path), "%s", f->sock_path);
+    assert_int_equal(connect(idle, (struct sockaddr *)&isa, sizeof(isa)), 0);
+    const char *ka = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_int_equal(write(idle, ka, strlen(ka)), (ssize_t)strlen(ka));
+    size_t got = 0;
+    while (got < sizeof(buf) - 1 && !strstr(buf, "\"ok\"}")) {
+        ssize_t r = read(idle, buf + got, sizeof(buf) - 1 - got);
+        assert_true(r > 0);
+        got += (size_t)r;
+        buf[got] = '\0';
+    }
+    assert_non_null(strstr(buf, "HTTP/1.1 200"));
+
     assert_int_equal(kill(pid, SIGTERM), 0);
     int status = 0;
     assert_int_equal(waitpid(pid, &status, 0), pid);
@@ -853,6 +869,7 @@ static void test_persister_end_to_end(void **state)
     assert_int_equal(WEXITSTATUS(status), 0);
     assert_int_equal(access(f->sock_path, F_OK), -1); /* socket removed */
     assert_int_equal(tg_ring_used(&f->arena), 0);
+    close(idle);
 
     tg_store_t *s = open_store(f); /* the database was closed cleanly and holds everything */
     assert_int_equal(count_cf(s, TG_CF_USAGE), 101);
