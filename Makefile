@@ -2,11 +2,12 @@
 #   make run    install what is missing, build, start the mock upstream and tollgate (conf/tollgate.yaml)
 #   make test   install what is missing, build, run every test suite
 #   make build  build only (Release, warnings are errors)
+#   make bench  run the benchmark suite (QUICK=1 for the short variant)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build run test unit e2e asan clean
+.PHONY: all deps build run test unit e2e asan bench clean
 
 all: build
 
@@ -40,6 +41,11 @@ asan:
 	@cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS)
 	@TOLLGATE_BIN=$(CURDIR)/$(ASAN_BUILD)/tollgate TOLLGATE_MOCK_BIN=$(CURDIR)/$(BUILD)/tollgate-mock \
 		TOLLGATE_SANITIZED=1 node --test --test-concurrency=1 tests/e2e/
+
+# Benchmarks (benchmarks.md): QUICK=1 make bench for the 3-minute variant.
+bench: build
+	@scripts/deps.sh bench
+	@bench/run.sh
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

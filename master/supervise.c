@@ -105,7 +105,7 @@ static void spawn(tg_master_t *m, child_t *c)
         return;
     }
     if (pid == 0)
-        _exit(run_child(m, c));
+        exit(run_child(m, c)); /* exit, not _exit: LeakSanitizer checks at exit in sanitized builds */
     c->pid = pid;
     c->started_ms = now_ms();
     if (c->kind == CHILD_PERSISTER)

@@ -18,12 +18,12 @@ json_t *tg_acctrec_new(const tg_acctrec_init_t *in, time_t now)
     tg_rfc3339(now, ts);
     size_t partial = in->key_len < TG_PARTIAL_KEY_LEN ? in->key_len : TG_PARTIAL_KEY_LEN;
     /* json_pack steals the "o" references and fails as a whole; field order is the stored order. */
-    return json_pack("{s:I, s:s, s:s, s:s, s:i, s:f, s:f, s:b, s:s, s:I, s:I, s:s, s:s%, s:I, s:I, s:s, s:s}",
-                     "ID", (json_int_t)in->id, "Name", in->name, "Alias", in->name, "Email", in->email ? in->email : "",
-                     "Level", in->level, "Rates", in->rates, "Factor", in->factor, "Status", 1, "DNA", in->dna,
-                     "ParentID", (json_int_t)in->parent_id, "OwnerID", (json_int_t)in->owner_id, "KeyHash", hash_hex,
-                     "PartialKey", in->key + in->key_len - partial, partial, "CreditUsed", (json_int_t)0, "Requests",
-                     (json_int_t)0, "CreatedAt", ts, "UpdatedAt", ts);
+    return json_pack("{s:I, s:s, s:s, s:s, s:i, s:f, s:f, s:b, s:s, s:I, s:I, s:s, s:s%, s:I, s:I, s:s, s:s}", "ID",
+                     (json_int_t)in->id, "Name", in->name, "Alias", in->name, "Email", in->email ? in->email : "", "Level",
+                     in->level, "Rates", in->rates, "Factor", in->factor, "Status", 1, "DNA", in->dna, "ParentID",
+                     (json_int_t)in->parent_id, "OwnerID", (json_int_t)in->owner_id, "KeyHash", hash_hex, "PartialKey",
+                     in->key + in->key_len - partial, partial, "CreditUsed", (json_int_t)0, "Requests", (json_int_t)0, "CreatedAt",
+                     ts, "UpdatedAt", ts);
 }
 
 void tg_acctrec_put_keyhash(rocksdb_writebatch_t *batch, tg_store_t *s, const uint8_t hash[32], uint64_t id)
@@ -102,8 +102,7 @@ int64_t tg_acctrec_cards(const json_t *rec)
     int64_t sum = 0;
     size_t i;
     json_t *card;
-    json_array_foreach(json_object_get(rec, "CreditBalance"), i, card)
-        sum += tg_rec_i64(card, "balance", 0);
+    json_array_foreach(json_object_get(rec, "CreditBalance"), i, card) sum += tg_rec_i64(card, "balance", 0);
     return sum;
 }
 

@@ -32,10 +32,9 @@ void tg_api_dashboard_status(tg_api_req_t *r)
     int64_t balance = tg_acctrec_cards(acct) - (is_root ? 0 : undrained_spend(r, id));
     int manage = admin || balance > TG_USER_API_BALANCE_NANOS;
     const char *name = tg_rec_str(acct, "Name", "");
-    json_t *body = json_pack("{s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:f, s:b, s:b}", "object", "user_status", "id",
-                             (json_int_t)id, "dna", tg_rec_str(acct, "DNA", ""), "name", name, "email",
-                             tg_rec_str(acct, "Email", ""), "alias", tg_rec_str(acct, "Alias", name), "public_key",
-                             tg_rec_str(acct, "PartialKey", ""), "balance", tg_nanos_to_dollars(balance), "manage", manage,
-                             "admin", admin);
+    json_t *body = json_pack("{s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:f, s:b, s:b}", "object", "user_status", "id", (json_int_t)id,
+                             "dna", tg_rec_str(acct, "DNA", ""), "name", name, "email", tg_rec_str(acct, "Email", ""), "alias",
+                             tg_rec_str(acct, "Alias", name), "public_key", tg_rec_str(acct, "PartialKey", ""), "balance",
+                             tg_nanos_to_dollars(balance), "manage", manage, "admin", admin);
     tg_api_send(r, 200, body);
 }

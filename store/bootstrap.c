@@ -99,8 +99,8 @@ static int write_key_file(const char *path, const char *key, char **err)
             explicit_bzero(have, sizeof(have));
             rc = 0;
         } else if (lerr == EEXIST) {
-            tg_store_fail(err, "root key file %s already exists and holds another key; move it away, or unset %s",
-                          path, ROOT_KEY_ENV);
+            tg_store_fail(err, "root key file %s already exists and holds another key; move it away, or unset %s", path,
+                          ROOT_KEY_ENV);
         } else {
             tg_store_fail(err, "root key file %s: %s", path, strerror(lerr));
         }
@@ -141,12 +141,21 @@ static int choose_root_key(const char *path, char key[TG_KEY_LEN + 1], key_sourc
 }
 
 /* Fills BATCH with root, its key index entry, the seeded upstream keys and the id counters. */
-static int fill_batch(rocksdb_writebatch_t *b, tg_store_t *s, const tg_config_t *cfg, const uint8_t *master_key,
-                      const char *key, char **err)
+static int fill_batch(rocksdb_writebatch_t *b, tg_store_t *s, const tg_config_t *cfg, const uint8_t *master_key, const char *key,
+                      char **err)
 {
     time_t now = time(NULL);
-    tg_acctrec_init_t init = {.id = TG_ROOT_ID, .parent_id = 0, .owner_id = TG_ROOT_ID, .name = "root", .email = "",
-                              .dna = ".1.", .level = 1, .rates = 1.0, .factor = 1.0, .key = key, .key_len = TG_KEY_LEN};
+    tg_acctrec_init_t init = {.id = TG_ROOT_ID,
+                              .parent_id = 0,
+                              .owner_id = TG_ROOT_ID,
+                              .name = "root",
+                              .email = "",
+                              .dna = ".1.",
+                              .level = 1,
+                              .rates = 1.0,
+                              .factor = 1.0,
+                              .key = key,
+                              .key_len = TG_KEY_LEN};
     json_t *root = tg_acctrec_new(&init, now);
     if (root == NULL || tg_store_json_put(b, s, TG_CF_ACCOUNTS, TG_ROOT_ID, root) != 0) {
         json_decref(root);

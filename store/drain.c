@@ -158,8 +158,7 @@ static int batch_rollups(tg_store_t *s)
         int n = tg_rollup_encode(&sum, buf, sizeof(buf));
         if (n < 0)
             return -1;
-        rocksdb_writebatch_put_cf(s->batch, s->cf[TG_CF_ROLLUPS], (const char *)e->key, e->key_len, (const char *)buf,
-                                  (size_t)n);
+        rocksdb_writebatch_put_cf(s->batch, s->cf[TG_CF_ROLLUPS], (const char *)e->key, e->key_len, (const char *)buf, (size_t)n);
     }
     return 0;
 }

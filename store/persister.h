@@ -20,9 +20,9 @@
 typedef struct tg_persister_args {
     const tg_config_t *cfg;
     tg_arena_t *arena;
-    const uint8_t *master_key;        /* 32 bytes */
-    const char *socket_path;          /* <data_dir>/persister.sock */
-    volatile sig_atomic_t *stop;      /* set by the caller's SIGTERM handler */
+    const uint8_t *master_key;   /* 32 bytes */
+    const char *socket_path;     /* <data_dir>/persister.sock */
+    volatile sig_atomic_t *stop; /* set by the caller's SIGTERM handler */
 } tg_persister_args_t;
 
 /** Runs the persister until *args->stop. 0 after a clean stop; 1 when it could not start (the

@@ -69,10 +69,24 @@ static int upstream_publish(tg_arena_t *a, uint32_t slot, const json_t *rec)
     return rc;
 }
 
-static const region_t g_accounts = {"account",        TG_CF_ACCOUNTS,  offsetof(tg_store_t, acct_slots), account_capacity,
-                                    account_id_at,    account_publish, tg_account_unpublish};
-static const region_t g_upstreams = {"upstream key",   TG_CF_UPSTREAMS,  offsetof(tg_store_t, up_slots), upstream_capacity,
-                                     upstream_id_at,   upstream_publish, tg_upstream_unpublish};
+static const region_t g_accounts = {
+    .what = "account",
+    .cf = TG_CF_ACCOUNTS,
+    .map_offset = offsetof(tg_store_t, acct_slots),
+    .capacity = account_capacity,
+    .id_at = account_id_at,
+    .publish = account_publish,
+    .unpublish = tg_account_unpublish,
+};
+static const region_t g_upstreams = {
+    .what = "upstream key",
+    .cf = TG_CF_UPSTREAMS,
+    .map_offset = offsetof(tg_store_t, up_slots),
+    .capacity = upstream_capacity,
+    .id_at = upstream_id_at,
+    .publish = upstream_publish,
+    .unpublish = tg_upstream_unpublish,
+};
 
 typedef struct walk {
     const region_t *r;

@@ -58,7 +58,10 @@ void tg_rollup_add(tg_rollup_t *dst, const tg_rollup_t *src)
 }
 
 /* The roll-up fields by msgpack key; cost_nanos is the only signed one. */
-#define ROLLUP_FIELD(name) {#name, offsetof(tg_rollup_t, name)}
+#define ROLLUP_FIELD(name)                                                                                                         \
+    {                                                                                                                              \
+#name, offsetof(tg_rollup_t, name)                                                                                         \
+    }
 static const struct {
     const char *name;
     size_t offset;

@@ -28,12 +28,12 @@ struct tg_store {
     int slots_ready;
 
     /* drain.c */
-    int resumed;              /* the previous persister's committed-but-unreleased batch was handled */
-    uint64_t stuck_pos;       /* ring position seen STUCK, UINT64_MAX when none */
-    uint64_t stuck_since_ns;  /* monotonic time it was first seen STUCK */
+    int resumed;             /* the previous persister's committed-but-unreleased batch was handled */
+    uint64_t stuck_pos;      /* ring position seen STUCK, UINT64_MAX when none */
+    uint64_t stuck_since_ns; /* monotonic time it was first seen STUCK */
     uint32_t stuck_timeout_ms;
-    uint64_t bad_records;     /* undecodable records skipped since open */
-    uint64_t write_failures;  /* consecutive failed batch commits */
+    uint64_t bad_records;    /* undecodable records skipped since open */
+    uint64_t write_failures; /* consecutive failed batch commits */
     tg_foldmap_t fold_rollups, fold_accounts;
     uint32_t fold_cap;
     rocksdb_writebatch_t *batch;

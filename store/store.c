@@ -304,8 +304,7 @@ json_t *tg_store_json_get(tg_store_t *s, tg_cf_t cf, uint64_t id)
     json_t *j = json_loadb(v, len, 0, &jerr);
     rocksdb_free(v);
     if (j == NULL || !json_is_object(j)) {
-        tg_error("store: %s/%llu is not a JSON object: %s", tg_cf_name(cf), (unsigned long long)id,
-                 j ? "wrong type" : jerr.text);
+        tg_error("store: %s/%llu is not a JSON object: %s", tg_cf_name(cf), (unsigned long long)id, j ? "wrong type" : jerr.text);
         json_decref(j);
         return NULL;
     }

@@ -11,14 +11,13 @@
 #include "store/schema.h"
 #include "store/store-i.h"
 
-json_t *tg_uprec_new(uint64_t id, uint64_t owner_id, const tg_key_seed_t *seed, const uint8_t *master_key, time_t now,
-                     char **err)
+json_t *tg_uprec_new(uint64_t id, uint64_t owner_id, const tg_key_seed_t *seed, const uint8_t *master_key, time_t now, char **err)
 {
     const char *secret = seed->secret ? seed->secret : "";
     size_t len = strlen(secret);
     if (len == 0 || len > TG_SECRET_MAX) {
-        tg_store_fail(err, "upstream key %llu%s%s: the secret must be 1..%d bytes", (unsigned long long)id,
-                      seed->name ? " " : "", seed->name ? seed->name : "", TG_SECRET_MAX);
+        tg_store_fail(err, "upstream key %llu%s%s: the secret must be 1..%d bytes", (unsigned long long)id, seed->name ? " " : "",
+                      seed->name ? seed->name : "", TG_SECRET_MAX);
         return NULL;
     }
     if (seed->provider == NULL || strlen(seed->provider) >= TG_URL_MAX) {
@@ -35,10 +34,10 @@ json_t *tg_uprec_new(uint64_t id, uint64_t owner_id, const tg_key_seed_t *seed, 
     }
     tg_hex(sealed, (size_t)n, hex);
     tg_rfc3339(now, ts);
-    json_t *rec = json_pack("{s:I, s:s, s:i, s:s, s:s, s:b, s:I, s:s, s:s}", "ID", (json_int_t)id, "Name",
-                            seed->name ? seed->name : "", "Level", seed->level, "Provider", seed->provider, "Protocol",
-                            tg_protocol_name(seed->protocol), "Status", 1, "OwnerID", (json_int_t)owner_id, "Sealed", hex,
-                            "CreatedAt", ts);
+    json_t *rec =
+        json_pack("{s:I, s:s, s:i, s:s, s:s, s:b, s:I, s:s, s:s}", "ID", (json_int_t)id, "Name", seed->name ? seed->name : "",
+                  "Level", seed->level, "Provider", seed->provider, "Protocol", tg_protocol_name(seed->protocol), "Status", 1,
+                  "OwnerID", (json_int_t)owner_id, "Sealed", hex, "CreatedAt", ts);
     if (rec == NULL)
         tg_store_fail(err, "upstream key %llu: out of memory", (unsigned long long)id);
     return rec;

@@ -17,8 +17,7 @@
 
 /** A new record for key ID owned by OWNER_ID, from SEED, its secret sealed under MASTER_KEY.
  * NULL with *ERR (malloc'd; never contains the secret) when the seed does not fit. */
-json_t *tg_uprec_new(uint64_t id, uint64_t owner_id, const tg_key_seed_t *seed, const uint8_t *master_key, time_t now,
-                     char **err);
+json_t *tg_uprec_new(uint64_t id, uint64_t owner_id, const tg_key_seed_t *seed, const uint8_t *master_key, time_t now, char **err);
 /** Arena settings of record REC. 0, or -1 when a field is missing or does not fit (logged, never the secret). */
 int tg_uprec_settings(const json_t *rec, tg_upstream_settings_t *out);
 

@@ -78,10 +78,10 @@ static void fx_init(fx_t *f, const char *dir)
         fail_msg("tg_arena_open: %s", err ? err : "?");
     for (int i = 0; i < TG_MASTER_KEY_LEN; i++)
         f->mk[i] = (uint8_t)(i * 7 + 3);
-    f->keys[0] = (tg_key_seed_t){.name = "openai-main", .level = 1, .provider = "https://api.openai.com",
-                                 .secret = SECRET1, .protocol = TG_PROTO_OPENAI};
-    f->keys[1] = (tg_key_seed_t){.name = "claude", .level = 2, .provider = "https://api.anthropic.com", .secret = SECRET2,
-                                 .protocol = TG_PROTO_ANTHROPIC};
+    f->keys[0] = (tg_key_seed_t){
+        .name = "openai-main", .level = 1, .provider = "https://api.openai.com", .secret = SECRET1, .protocol = TG_PROTO_OPENAI};
+    f->keys[1] = (tg_key_seed_t){
+        .name = "claude", .level = 2, .provider = "https://api.anthropic.com", .secret = SECRET2, .protocol = TG_PROTO_ANTHROPIC};
     f->cfg.data_dir = f->dir;
     f->cfg.timezone = "UTC";
     f->cfg.bootstrap.root_key_file = f->key_file;
@@ -144,11 +144,17 @@ static size_t count_cf(tg_store_t *s, tg_cf_t cf)
     return n;
 }
 
-static void push_usage(tg_arena_t *a, const char *rid, uint64_t ts, uint64_t acct, const char *model, uint64_t pt,
-                       uint64_t ct, uint64_t cached, int64_t cost)
+static void push_usage(tg_arena_t *a, const char *rid, uint64_t ts, uint64_t acct, const char *model, uint64_t pt, uint64_t ct,
+                       uint64_t cached, int64_t cost)
 {
-    tg_usage_t u = {.ts_ms = ts, .account_id = acct, .upstream_id = 1, .status = 200, .prompt_tokens = pt,
-                    .completion_tokens = ct, .cached_tokens = cached, .cost_nanos = cost};
+    tg_usage_t u = {.ts_ms = ts,
+                    .account_id = acct,
+                    .upstream_id = 1,
+                    .status = 200,
+                    .prompt_tokens = pt,
+                    .completion_tokens = ct,
+                    .cached_tokens = cached,
+                    .cost_nanos = cost};
     snprintf(u.request_id, sizeof(u.request_id), "%s", rid);
     snprintf(u.model, sizeof(u.model), "%s", model);
     snprintf(u.path, sizeof(u.path), "/v1/chat/completions");
@@ -829,10 +835,17 @@ static void test_persister_end_to_end(void **state)
     get(f, "/no/such/path", NULL, buf, sizeof(buf));
     assert_non_null(strstr(buf, "HTTP/1.1 404"));
     assert_non_null(strstr(buf, "\"error\":{"));
-    assert_int_equal(http_exchange(f->sock_path, "POST /dashboard/status HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", buf,
-                                   sizeof(buf)),
+    assert_int_equal(http_exchange(f->sock_path,
+                                   "POST /dashboard/status HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                                   buf, sizeof(buf)),
                      0);
     assert_non_null(strstr(buf, "HTTP/1.1 405"));
+    /* Management bodies are capped at 1 MiB. */
+    assert_int_equal(http_exchange(f->sock_path,
+                                   "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\nConnection: close\r\n\r\n", buf,
+                                   sizeof(buf)),
+                     0);
+    assert_non_null(strstr(buf, "HTTP/1.1 413"));
 
     /* Usage pushed while it runs is drained by the loop; what is pushed just before stop, at stop. */
     push_usage(&f->arena, "e2e-1", DAY1_MS, 1, "gpt-4o", 1, 1, 0, 5);

@@ -158,13 +158,30 @@ export async function startGateway({ mock, workers = 1, extra = '', env = {} } =
       const p = join(dir, 'access.log');
       return existsSync(p) ? readFileSync(p, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];
     },
-    async cleanup() {
-      await this.stop('SIGKILL').catch(() => {});
+    /** Stops the tree (gracefully, so sanitizers report at exit), removes the directory, and
+     * fails when a sanitizer or an unexpected error line reached the log. */
+    async cleanup({ allowErrors = [] } = {}) {
+      if (this.proc && this.proc.exitCode === null) {
+        const t = setTimeout(() => this.proc.kill('SIGKILL'), 20000);
+        await this.stop('SIGTERM');
+        clearTimeout(t);
+      }
       rmSync(dir, { recursive: true, force: true });
+      assertCleanLog(this.out?.stderr ?? '', allowErrors);
     },
   };
   await gw.start();
   return gw;
+}
+
+const SANITIZER = /AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:/;
+
+/** Throws when LOG holds sanitizer output, or an error-level line not matched by ALLOW. */
+export function assertCleanLog(log, allow = []) {
+  if (SANITIZER.test(log)) throw new Error(`sanitizer report in the log:\n${log}`);
+  const errors = log.split('\n').filter((l) => / error (master|worker|persister)\[/.test(l))
+    .filter((l) => !allow.some((re) => re.test(l)));
+  if (errors.length) throw new Error(`unexpected error lines in the log:\n${errors.join('\n')}`);
 }
 
 function isPersister(pid) {
