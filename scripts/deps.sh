@@ -6,7 +6,7 @@ what=${1:-run}
 pkgs=(build-essential cmake pkg-config libh2o-evloop-dev libcurl4-openssl-dev librocksdb-dev libmsgpack-dev
       libyaml-dev libssl-dev libjansson-dev curl ca-certificates)
 case "$what" in
-  test) pkgs+=(libcmocka-dev nodejs npm) ;;
+  test) pkgs+=(libcmocka-dev nodejs npm openssl procps) ;;
   bench) pkgs+=(wrk nghttp2-client nginx-light gnuplot-nox) ;;
 esac
 missing=()

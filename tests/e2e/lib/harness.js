@@ -80,12 +80,12 @@ export async function startMock(args = []) {
   };
 }
 
-export function gatewayConfig({ port, dataDir, mockUrl, workers = 1, extra = '' }) {
+export function gatewayConfig({ port, dataDir, mockUrl, workers = 1, extra = '', extraListen = '' }) {
   return `# written by the e2e harness
 listen:
   - host: 127.0.0.1
     port: ${port}
-workers: ${workers}
+${extraListen}workers: ${workers}
 data_dir: ${dataDir}
 arena:
   max_accounts: 1024
@@ -107,12 +107,12 @@ ${extra}`;
 }
 
 /** Starts tollgate against MOCK in a fresh directory and waits for /healthz. */
-export async function startGateway({ mock, workers = 1, extra = '', env = {} } = {}) {
+export async function startGateway({ mock, workers = 1, extra = '', extraListen = '', env = {} } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-e2e-'));
   const port = await freePort();
   const dataDir = join(dir, 'data');
   const configPath = join(dir, 'tollgate.yaml');
-  writeFileSync(configPath, gatewayConfig({ port, dataDir, mockUrl: mock.url, workers, extra }));
+  writeFileSync(configPath, gatewayConfig({ port, dataDir, mockUrl: mock.url, workers, extra, extraListen }));
   const rootKey = makeKey();
   const gw = {
     dir, port, dataDir, configPath, rootKey,
