@@ -6,8 +6,8 @@
  * seq = head + 1. The consumer reads position `tail` when seq == tail + 1. It does not recycle a
  * slot when it reads it: it first makes the records durable, then calls tg_ring_release(), which
  * sets seq = p + size for each slot and advances the shared tail. A persister that dies between
- * reading and releasing therefore reads the same records again after restart (the store
- * recognises them by request id). A producer that dies between its claim and its publish would
+ * reading and releasing therefore reads the same records again after restart; the store
+ * recognises them by the ring cursor it commits in the same batch as the records. A producer that dies between its claim and its publish would
  * block the consumer forever; tg_ring_peek() reports a claimed slot as TG_RING_PENDING while its
  * producer lives and TG_RING_STUCK when the producer is gone (or never got to write its pid, a
  * window of nanoseconds); the consumer skips a slot with tg_ring_skip() only after it stayed

@@ -169,13 +169,18 @@ static int batch_accounts(tg_store_t *s)
     for (uint32_t i = 0; i < s->fold_accounts.n; i++) {
         tg_fold_entry_t *e = &s->fold_accounts.entries[i];
         uint64_t id = tg_be64_get(e->key);
-        json_t *rec = tg_store_json_get(s, TG_CF_ACCOUNTS, id);
-        if (rec == NULL) {
-            tg_debug("drain: usage for account %llu, which is not in the database", (unsigned long long)id);
+        json_t *rec;
+        int have = tg_store_json_load(s, TG_CF_ACCOUNTS, id, &rec);
+        if (have == TG_LOAD_ERROR)
+            return -1;            /* the batch fails and is retried: counters are never silently lost */
+        if (have != TG_LOAD_OK) { /* deleted account, or a damaged record (logged): usage and roll-ups still count */
+            if (have == TG_LOAD_ABSENT)
+                tg_debug("drain: usage for account %llu, which is not in the database", (unsigned long long)id);
             continue;
         }
-        int rc = tg_rec_add_i64(rec, "CreditUsed", e->sum.cost_nanos) | tg_rec_add_i64(rec, "Requests", (int64_t)e->sum.requests);
-        if (rc == 0)
+        int rc = -1;
+        if (tg_rec_add_i64(rec, "CreditUsed", e->sum.cost_nanos) == 0 &&
+            tg_rec_add_i64(rec, "Requests", (int64_t)e->sum.requests) == 0)
             rc = tg_store_json_put(s->batch, s, TG_CF_ACCOUNTS, id, rec);
         json_decref(rec);
         if (rc != 0)

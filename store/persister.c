@@ -83,14 +83,15 @@ int tg_persister_run(const tg_persister_args_t *a)
         tg_store_close(store);
         return 1;
     }
-    if (tg_store_publish_all(store, a->arena) != 0)
-        tg_warn("persister: some records could not be published into the arena (see above)");
+    /* Listen first, then publish: persister_ready = 1 tells workers the socket is there too. */
     if (tg_server_open(&srv, a->socket_path, store, a->arena, &err) != 0) {
         tg_error("persister: %s", err ? err : "cannot listen");
         free(err);
         tg_store_close(store);
         return 1;
     }
+    if (tg_store_publish_all(store, a->arena) != 0)
+        tg_warn("persister: some records could not be published into the arena (see above)");
     tg_info("persister: ready");
 
     run_loop(store, a->arena, srv, a->stop);

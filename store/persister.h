@@ -1,8 +1,8 @@
 /* The persister process: the only owner of RocksDB. The master forks it once the arena exists and
  * calls tg_persister_run() in the child; it returns the child's exit code.
  *
- * Stages: open the store → bootstrap an empty database → publish accounts and upstream keys into
- * the arena (hdr->persister_ready = 1) → listen on the unix socket → loop (drain the usage ring
+ * Stages: open the store → bootstrap an empty database → listen on the unix socket → publish
+ * accounts and upstream keys into the arena (hdr->persister_ready = 1) → loop (drain the usage ring
  * every TG_PERSISTER_DRAIN_MS, serve the management API) → on *stop: stop accepting, drain the
  * ring to empty, let open connections finish briefly, close the database, remove the socket. */
 #ifndef TG_STORE_PERSISTER_H

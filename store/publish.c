@@ -101,10 +101,10 @@ static int publish_record(void *ud, const char *key, size_t klen, const char *va
     walk_t *w = ud;
     uint64_t id = klen == 8 ? tg_be64_get((const uint8_t *)key) : 0;
     json_t *rec = id ? json_loadb(val, vlen, 0, NULL) : NULL;
-    int64_t slot = rec && tg_rec_id_matches(rec, id) ? tg_slotmap_assign(w->map, id) : -2;
-    if (slot == -2) {
+    int64_t slot = -1;
+    if (!tg_rec_id_matches(rec, id)) {
         tg_error("publish: %s record %llu is unreadable; skipped", w->r->what, (unsigned long long)id);
-    } else if (slot < 0) {
+    } else if ((slot = tg_slotmap_assign(w->map, id)) < 0) {
         tg_error("publish: no free arena slot for %s %llu (the arena holds %u; raise the limit in the config)", w->r->what,
                  (unsigned long long)id, w->map->cap);
     } else if (w->r->publish(w->arena, (uint32_t)slot, rec) != 0) {

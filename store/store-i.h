@@ -52,6 +52,10 @@ int tg_store_meta_get(tg_store_t *s, const char *name, uint64_t *out);
 void tg_store_meta_put(rocksdb_writebatch_t *batch, tg_store_t *s, const char *name, uint64_t v);
 /** Adds a put of JSON (compact text) under u64 ID in CF to BATCH. 0, or -1 when it cannot be dumped. */
 int tg_store_json_put(rocksdb_writebatch_t *batch, tg_store_t *s, tg_cf_t cf, uint64_t id, const json_t *json);
+/** Loads the JSON object stored under u64 ID in CF into *OUT (new reference, NULL unless
+ * TG_LOAD_OK). Read errors and malformed records are logged. */
+enum { TG_LOAD_OK = 1, TG_LOAD_ABSENT = 0, TG_LOAD_ERROR = -1, TG_LOAD_MALFORMED = -2 };
+int tg_store_json_load(tg_store_t *s, tg_cf_t cf, uint64_t id, json_t **out);
 /** The JSON object stored under u64 ID in CF (new reference), or NULL when absent or unreadable. */
 json_t *tg_store_json_get(tg_store_t *s, tg_cf_t cf, uint64_t id);
 /** Commits BATCH with sync. 0, or -1 with *ERR (malloc'd; may be NULL). */

@@ -286,8 +286,9 @@ int tg_store_json_put(rocksdb_writebatch_t *batch, tg_store_t *s, tg_cf_t cf, ui
     return 0;
 }
 
-json_t *tg_store_json_get(tg_store_t *s, tg_cf_t cf, uint64_t id)
+int tg_store_json_load(tg_store_t *s, tg_cf_t cf, uint64_t id, json_t **out)
 {
+    *out = NULL;
     uint8_t key[8];
     tg_be64_put(key, id);
     size_t len = 0;
@@ -296,18 +297,26 @@ json_t *tg_store_json_get(tg_store_t *s, tg_cf_t cf, uint64_t id)
     if (err) {
         tg_error("store: reading %s/%llu: %s", tg_cf_name(cf), (unsigned long long)id, err);
         rocksdb_free(err);
-        return NULL;
+        return TG_LOAD_ERROR;
     }
     if (v == NULL)
-        return NULL;
+        return TG_LOAD_ABSENT;
     json_error_t jerr;
     json_t *j = json_loadb(v, len, 0, &jerr);
     rocksdb_free(v);
     if (j == NULL || !json_is_object(j)) {
         tg_error("store: %s/%llu is not a JSON object: %s", tg_cf_name(cf), (unsigned long long)id, j ? "wrong type" : jerr.text);
         json_decref(j);
-        return NULL;
+        return TG_LOAD_MALFORMED;
     }
+    *out = j;
+    return TG_LOAD_OK;
+}
+
+json_t *tg_store_json_get(tg_store_t *s, tg_cf_t cf, uint64_t id)
+{
+    json_t *j;
+    tg_store_json_load(s, cf, id, &j);
     return j;
 }
 

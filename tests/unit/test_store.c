@@ -777,22 +777,18 @@ static void test_persister_end_to_end(void **state)
         execl("/proc/self/exe", "test_store", "--run-persister", f->dir, (char *)NULL);
         _exit(127);
     }
-    /* Wait for the socket to accept. */
+    /* Wait until it has published (it listens before that) and the socket accepts. */
     char buf[8192];
-    int up = 0;
-    for (int i = 0; i < 500 && !up; i++) {
-        int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-        struct sockaddr_un sa = {.sun_family = AF_UNIX};
-        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", f->sock_path);
-        up = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-        close(fd);
-        if (!up) {
-            struct timespec t = {0, 10 * 1000000};
-            nanosleep(&t, NULL);
-        }
+    for (int i = 0; i < 500 && atomic_load(&f->arena.hdr->persister_ready) != 1; i++) {
+        struct timespec t = {0, 10 * 1000000};
+        nanosleep(&t, NULL);
     }
-    assert_true(up);
     assert_int_equal(atomic_load(&f->arena.hdr->persister_ready), 1);
+    int probe = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un psa = {.sun_family = AF_UNIX};
+    snprintf(psa.sun_path, sizeof(psa.sun_path), "%s", f->sock_path);
+    assert_int_equal(connect(probe, (struct sockaddr *)&psa, sizeof(psa)), 0);
+    close(probe);
     struct stat st;
     assert_int_equal(stat(f->sock_path, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
