@@ -30,6 +30,11 @@ int knob_parse(const char *s, size_t len, uint64_t max, uint64_t *out)
     return 0;
 }
 
+uint64_t *knob_field(mock_knobs_t *knobs, const mock_knob_def_t *def)
+{
+    return (uint64_t *)((char *)knobs + def->offset);
+}
+
 static h2o_iovec_t find_header(h2o_req_t *req, const char *name, size_t len)
 {
     ssize_t i = h2o_find_header_by_str(&req->headers, name, len, -1);
@@ -58,7 +63,7 @@ static const char *read_knobs(mock_exchange_t *ex)
     for (size_t i = 0; i != MOCK_NUM_KNOBS; ++i) {
         const mock_knob_def_t *def = &mock_knob_defs[i];
         h2o_iovec_t v = find_header(ex->req, def->header, strlen(def->header));
-        if (v.base != NULL && knob_parse(v.base, v.len, def->max, (uint64_t *)((char *)&ex->knobs + def->offset)) != 0)
+        if (v.base != NULL && knob_parse(v.base, v.len, def->max, knob_field(&ex->knobs, def)) != 0)
             return "invalid x-mock-* header value (expected a non-negative integer within limits)";
     }
     return NULL;

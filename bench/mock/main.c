@@ -76,7 +76,7 @@ static void parse_args(int argc, char **argv)
             break;
         default: {
             const mock_knob_def_t *def = &mock_knob_defs[opt - OPT_KNOB];
-            if (knob_parse(optarg, strlen(optarg), def->max, (uint64_t *)((char *)&mock_defaults + def->offset)) != 0)
+            if (knob_parse(optarg, strlen(optarg), def->max, knob_field(&mock_defaults, def)) != 0)
                 fail_usage("invalid value '%s' (expected a non-negative integer within limits)", optarg);
         } break;
         }

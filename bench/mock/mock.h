@@ -2,10 +2,8 @@
 #ifndef TOLLGATE_MOCK_H
 #define TOLLGATE_MOCK_H
 
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <time.h>
 
 #include <h2o.h>
 
@@ -33,6 +31,7 @@ typedef struct mock_knob_def {
 extern const mock_knob_def_t mock_knob_defs[MOCK_NUM_KNOBS];
 /* Parses a decimal knob value, 0 or -1. */
 int knob_parse(const char *s, size_t len, uint64_t max, uint64_t *out);
+uint64_t *knob_field(mock_knobs_t *knobs, const mock_knob_def_t *def);
 
 /* ---- json.c: tiny JSON scanner and writer ----------------------------------------------------------------------------- */
 
@@ -142,7 +141,6 @@ typedef struct mock_exchange mock_exchange_t;
 
 /* An API surface (OpenAI chat, Anthropic messages, ...): how it renders errors and stream events. */
 typedef struct mock_surface {
-    const char *name;
     /* JSON error body for status (message and code are JSON-safe literals, code may be NULL) */
     h2o_iovec_t (*render_error)(h2o_mem_pool_t *pool, int status, const char *code, const char *message);
     /* completion-style surfaces: builds the non-streaming body into ex->body, or for a stream sets ex->nevents and
@@ -183,7 +181,7 @@ struct mock_exchange {
 
     h2o_generator_t generator;
     mock_hold_t hold;
-    char scratch[1024];
+    char scratch[1024]; /* the stream event being sent (reused once h2o asks for the next one) */
 };
 
 /* Creates the exchange for an upstream request, counting it; reads the x-mock-* knobs. On a bad knob it answers 400 and

@@ -88,7 +88,7 @@ static h2o_iovec_t render_event(mock_exchange_t *ex, size_t index)
     return h2o_iovec_init(buf, (size_t)n);
 }
 
-const mock_surface_t openai_surface = {"openai", render_error, plan, render_event};
+const mock_surface_t openai_surface = {render_error, plan, render_event};
 
 void openai_chat(h2o_req_t *req)
 {
