@@ -123,8 +123,79 @@ static int set_field(tg_usage_t *out, const field_t *f, const msgpack_object *v)
     return 0;
 }
 
+static uint64_t be(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* Walks one msgpack value at *pos without allocating and checks every declared length and count
+ * against the bytes that remain, so that msgpack_unpack_next never sizes an allocation from a
+ * count the buffer cannot hold. 0 when the whole value fits, -1 otherwise. */
+static int plausible(const uint8_t *p, size_t n)
+{
+    size_t pos = 0;
+    uint64_t pending = 1; /* values still to walk */
+    while (pending) {
+        if (pos >= n)
+            return -1;
+        uint8_t t = p[pos++];
+        pending--;
+        uint64_t skip = 0, items = 0;
+        int hdr = 0;
+        if (t <= 0x7f || t >= 0xe0 || t == 0xc0 || t == 0xc2 || t == 0xc3)
+            ; /* fixint, nil, bool */
+        else if ((t & 0xe0) == 0xa0)
+            skip = t & 0x1f; /* fixstr */
+        else if ((t & 0xf0) == 0x90)
+            items = t & 0x0f; /* fixarray */
+        else if ((t & 0xf0) == 0x80)
+            items = 2u * (t & 0x0f); /* fixmap */
+        else
+            switch (t) {
+            case 0xcc: case 0xd0: skip = 1; break;
+            case 0xcd: case 0xd1: skip = 2; break;
+            case 0xca: case 0xce: case 0xd2: skip = 4; break;
+            case 0xcb: case 0xcf: case 0xd3: skip = 8; break;
+            case 0xd4: skip = 2; break;
+            case 0xd5: skip = 3; break;
+            case 0xd6: skip = 5; break;
+            case 0xd7: skip = 9; break;
+            case 0xd8: skip = 17; break;
+            case 0xc4: case 0xd9: hdr = 1; break;
+            case 0xc5: case 0xda: hdr = 2; break;
+            case 0xc6: case 0xdb: hdr = 4; break;
+            case 0xc7: hdr = 1; skip = 1; break; /* ext 8: length + type */
+            case 0xc8: hdr = 2; skip = 1; break;
+            case 0xc9: hdr = 4; skip = 1; break;
+            case 0xdc: if (pos + 2 > n) return -1; items = be(p + pos, 2); pos += 2; break;
+            case 0xdd: if (pos + 4 > n) return -1; items = be(p + pos, 4); pos += 4; break;
+            case 0xde: if (pos + 2 > n) return -1; items = 2 * be(p + pos, 2); pos += 2; break;
+            case 0xdf: if (pos + 4 > n) return -1; items = 2 * be(p + pos, 4); pos += 4; break;
+            default: return -1; /* 0xc1: never used */
+            }
+        if (hdr) {
+            if (pos + (size_t)hdr > n)
+                return -1;
+            skip += be(p + pos, hdr);
+            pos += (size_t)hdr;
+        }
+        if (skip > n - pos || items > n - pos) /* every item takes at least one byte */
+            return -1;
+        pos += skip;
+        pending += items;
+    }
+    return 0;
+}
+
 int tg_usage_decode(const uint8_t *buf, size_t len, tg_usage_t *out)
 {
+    if (plausible(buf, len) != 0) {
+        memset(out, 0, sizeof(*out));
+        return -1;
+    }
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
     size_t off = 0;

@@ -9,7 +9,7 @@
 #include "worker/relay.h"
 #include "worker/worker.h"
 
-static const tg_relay_hooks_t g_forward_hooks = {NULL, NULL};
+static const tg_relay_hooks_t g_forward_hooks = {NULL, NULL, NULL, NULL};
 
 static const char *copy_header(h2o_req_t *req, const char *name)
 {
@@ -44,6 +44,7 @@ int tg_forward_on_req(h2o_req_t *req)
     x.headers = headers;
     x.n_headers = n;
     x.connect_timeout_ms = 2000;
+    x.first_byte_timeout_ms = 30000;
     x.idle_timeout_ms = 30000;
     tg_relay_start(r, &x);
     return 0;

@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/clock.h"
@@ -18,6 +19,8 @@
 #include "worker/settle.h"
 #include "worker/worker.h"
 
+#define MAX_ATTEMPTS 4 /* upstream keys tried for one request before the failure is shown */
+
 /* Per-request state of a proxied model call, in the request pool. */
 typedef struct tg_call {
     tg_relay_t *relay;
@@ -28,6 +31,12 @@ typedef struct tg_call {
     size_t body_len;
     unsigned injected_usage : 1; /* tollgate asked for stream usage: hide that extra chunk */
     unsigned usage_seen : 1;
+    uint64_t owner_id;
+    int32_t level;
+    h2o_iovec_t body;   /* what goes upstream, kept for every attempt */
+    uint32_t route_slot; /* upstream key of the current attempt */
+    uint32_t tried[MAX_ATTEMPTS];
+    unsigned n_tried;
     const char *headers[4];
 } tg_call_t;
 
@@ -118,7 +127,9 @@ static void on_finish(tg_relay_t *r, h2o_iovec_t body)
     tg_settle(c->slot, u, c->method, c->client_ip);
 }
 
-static const tg_relay_hooks_t g_call_hooks = {on_event, on_finish};
+static int on_failure(tg_relay_t *r, int status, int err, const tg_xfer_header_t *h, size_t n);
+static int on_head_ok(tg_relay_t *r);
+static const tg_relay_hooks_t g_call_hooks = {on_event, on_finish, on_failure, on_head_ok};
 
 /* Authenticates the caller: the account slot, or -1 after answering 401. */
 static int64_t authenticate(h2o_req_t *req, tg_account_settings_t *acct)
@@ -180,6 +191,60 @@ static const char *upstream_url(h2o_req_t *req, const char *base, const char *pa
     return tg_pool_fmt(&req->pool, "%.*s%s", (int)blen, base, path);
 }
 
+/* Picks a key for C and starts one upstream exchange. 0, or -1 when no usable key is left. */
+static int start_attempt(tg_call_t *c)
+{
+    h2o_req_t *req = c->relay->req;
+    tg_route_t route;
+    if (tg_route_pick(c->owner_id, c->level, &route) != 0)
+        return -1;
+    for (unsigned i = 0; i < c->n_tried; i++)
+        if (c->tried[i] == route.slot)
+            return -1; /* every usable key was tried */
+    c->tried[c->n_tried++] = route.slot;
+    c->u.upstream_id = route.settings.id;
+    size_t nh = 0;
+    if (route.settings.protocol == TG_PROTO_ANTHROPIC)
+        c->headers[nh++] = tg_pool_fmt(&req->pool, "x-api-key: %s", route.secret);
+    else
+        c->headers[nh++] = tg_pool_fmt(&req->pool, "Authorization: Bearer %s", route.secret);
+    c->headers[nh++] = "Content-Type: application/json";
+    c->headers[nh++] = (c->u.flags & TG_USAGE_STREAM) ? "Accept: text/event-stream" : "Accept: application/json";
+
+    tg_xfer_request_t x = {0};
+    x.url = upstream_url(req, route.settings.url, "/v1/chat/completions");
+    x.method = "POST";
+    x.body = c->body.base;
+    x.body_len = c->body.len;
+    x.headers = c->headers;
+    x.n_headers = nh;
+    x.connect_timeout_ms = tg_w->cfg->upstream.connect_timeout_ms;
+    x.first_byte_timeout_ms = tg_w->cfg->upstream.first_byte_timeout_ms;
+    x.idle_timeout_ms = tg_w->cfg->upstream.idle_timeout_ms;
+    c->route_slot = route.slot;
+    return tg_relay_start(c->relay, &x);
+}
+
+static int on_failure(tg_relay_t *r, int status, int err, const tg_xfer_header_t *h, size_t n)
+{
+    tg_call_t *c = r->owner;
+    uint32_t retry_after = 0;
+    for (size_t i = 0; i < n; i++)
+        retry_after = (uint32_t)atoi(h[i].value.base);
+    tg_route_failed(c->route_slot, status, retry_after);
+    tg_debug("upstream key in slot %u failed (%d, %d); attempt %u", c->route_slot, status, err, r->attempts);
+    if (r->attempts >= MAX_ATTEMPTS)
+        return 0;
+    return start_attempt(c) == 0;
+}
+
+static int on_head_ok(tg_relay_t *r)
+{
+    tg_call_t *c = r->owner;
+    tg_route_succeeded(c->route_slot);
+    return 0;
+}
+
 static int proxy_chat(h2o_req_t *req)
 {
     tg_account_settings_t acct;
@@ -210,22 +275,18 @@ static int proxy_chat(h2o_req_t *req)
         tg_http_error(req, 503, "server_error", "usage_ring_full", "the gateway is saturated; retry shortly");
         return 0;
     }
-    tg_route_t route;
-    if (tg_route_pick(acct.owner_id, acct.level, &route) != 0) {
-        tg_http_error(req, 503, "upstream_error", "no_upstream_key", "no upstream key is available for this account");
-        return 0;
-    }
 
     tg_call_t *c = h2o_mem_alloc_pool(&req->pool, sizeof(*c));
     memset(c, 0, sizeof(*c));
     c->slot = (uint32_t)slot;
+    c->owner_id = acct.owner_id;
+    c->level = acct.level;
     c->body_len = req->entity.len;
     snprintf(c->method, sizeof(c->method), "%.*s", (int)req->method.len, req->method.base);
     tg_client_ip(req, c->client_ip, sizeof(c->client_ip));
     tg_usage_t *u = &c->u;
     tg_worker_request_id(u->request_id);
     u->account_id = acct.id;
-    u->upstream_id = route.settings.id;
     tg_json_span_copy(&model, u->model, sizeof(u->model));
     snprintf(u->path, sizeof(u->path), "%.*s", (int)req->path_normalized.len, req->path_normalized.base);
     if (is_stream)
@@ -235,28 +296,11 @@ static int proxy_chat(h2o_req_t *req)
                           strlen(u->request_id));
     add_cors(req);
     c->relay = tg_relay_create(req, &g_call_hooks, c);
-
-    h2o_iovec_t body = upstream_body(req, c, is_stream);
-    size_t nh = 0;
-    if (route.settings.protocol == TG_PROTO_ANTHROPIC)
-        c->headers[nh++] = tg_pool_fmt(&req->pool, "x-api-key: %s", route.secret);
-    else
-        c->headers[nh++] = tg_pool_fmt(&req->pool, "Authorization: Bearer %s", route.secret);
-    c->headers[nh++] = "Content-Type: application/json";
-    c->headers[nh++] = is_stream ? "Accept: text/event-stream" : "Accept: application/json";
-
-    tg_xfer_request_t x = {0};
-    x.url = upstream_url(req, route.settings.url, "/v1/chat/completions");
-    x.method = "POST";
-    x.body = body.base;
-    x.body_len = body.len;
-    x.headers = c->headers;
-    x.n_headers = nh;
-    x.connect_timeout_ms = tg_w->cfg->upstream.connect_timeout_ms;
-    x.idle_timeout_ms = tg_w->cfg->upstream.first_byte_timeout_ms > tg_w->cfg->upstream.idle_timeout_ms
-                            ? tg_w->cfg->upstream.first_byte_timeout_ms
-                            : tg_w->cfg->upstream.idle_timeout_ms;
-    tg_relay_start(c->relay, &x);
+    c->body = upstream_body(req, c, is_stream);
+    if (start_attempt(c) != 0) {
+        c->relay->status = 503;
+        tg_http_error(req, 503, "upstream_error", "no_upstream_key", "no upstream key is available for this account");
+    }
     return 0;
 }
 

@@ -1,6 +1,7 @@
 /* Upstream → client relay: response start, buffering or SSE relay, back-pressure, client abort. */
 #include "worker/relay.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "common/clock.h"
@@ -117,17 +118,45 @@ static void start_response(tg_relay_t *r, size_t content_length)
     h2o_start_response(req, &r->gen);
 }
 
+/* Seconds of a Retry-After header given in seconds, or 0. */
+static uint32_t retry_after(const tg_xfer_header_t *h, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (h2o_memis(h[i].name.base, h[i].name.len, H2O_STRLIT("retry-after"))) {
+            uint32_t v = 0;
+            for (size_t j = 0; j < h[i].value.len && h[i].value.base[j] >= '0' && h[i].value.base[j] <= '9'; j++)
+                v = v * 10 + (uint32_t)(h[i].value.base[j] - '0');
+            return v;
+        }
+    return 0;
+}
+
+static int retryable(int status)
+{
+    return status == 429 || status >= 500 || status == 401 || status == 403;
+}
+
 static int on_head(void *ud, int status, const tg_xfer_header_t *h, size_t n)
 {
     tg_relay_t *r = ud;
     if (!r->req)
         return -1;
+    if (retryable(status) && r->hooks->on_failure) {
+        r->retrying = 1; /* decided in on_done, outside curl: abandon this answer unread */
+        r->retry_status = status;
+        r->retry_after_s = retry_after(h, n);
+        return -1;
+    }
     r->status = status;
     r->ttfb_ns = tg_mono_ns();
-    for (size_t i = 0; i < n; i++)
-        if (header_relayed(r, h[i].name))
-            h2o_add_header_by_str(&r->req->pool, &r->req->res.headers, h[i].name.base, h[i].name.len, 1, NULL,
-                                  h[i].value.base, h[i].value.len);
+    if (r->hooks->on_success)
+        r->hooks->on_success(r);
+    for (size_t i = 0; i < n; i++) /* copied: the transfer's header buffer is reused after it ends */
+        if (header_relayed(r, h[i].name)) {
+            h2o_iovec_t name = h2o_strdup(&r->req->pool, h[i].name.base, h[i].name.len);
+            h2o_iovec_t value = h2o_strdup(&r->req->pool, h[i].value.base, h[i].value.len);
+            h2o_add_header_by_str(&r->req->pool, &r->req->res.headers, name.base, name.len, 1, NULL, value.base, value.len);
+        }
     if (status >= 200 && status < 300 && is_event_stream(h, n)) {
         r->streaming = 1;
         h2o_add_header(&r->req->pool, &r->req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-cache"));
@@ -190,6 +219,36 @@ static void on_done(void *ud, int err, const char *message)
 {
     tg_relay_t *r = ud;
     r->xfer = NULL;
+    if (r->req && (r->retrying || (err && r->status == 0 && r->hooks->on_failure))) {
+        int status = r->retrying ? r->retry_status : 0;
+        r->retrying = 0;
+        r->error = r->retry_status ? 0 : err;
+        tg_xfer_header_t ra;
+        char secs[16];
+        int nh = 0;
+        if (r->retry_after_s) {
+            int len = snprintf(secs, sizeof(secs), "%u", r->retry_after_s);
+            ra.name = h2o_iovec_init(H2O_STRLIT("retry-after"));
+            ra.value = h2o_iovec_init(secs, (size_t)len);
+            nh = 1;
+        }
+        r->retry_status = 0;
+        r->retry_after_s = 0;
+        h2o_buffer_consume(&r->recv, r->recv->size);
+        if (r->hooks->on_failure(r, status, status ? 0 : err, &ra, (size_t)nh))
+            return; /* another attempt is under way */
+        if (status) { /* no attempt left: answer with the upstream's status, in tollgate's words */
+            r->status = status;
+            finish_once(r, h2o_iovec_init(NULL, 0));
+            if (nh)
+                h2o_add_header(&r->req->pool, &r->req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL,
+                               h2o_strdup(&r->req->pool, secs, SIZE_MAX).base, strlen(secs));
+            tg_http_error(r->req, status == 401 || status == 403 ? 502 : status, "upstream_error", "upstream_error",
+                          status == 429 ? "the upstream is rate limiting every available key; retry later"
+                                        : "the upstream failed on every available key");
+            return;
+        }
+    }
     r->upstream_done = 1;
     r->error = err;
     if (!r->req)
@@ -243,6 +302,9 @@ tg_relay_t *tg_relay_create(h2o_req_t *req, const tg_relay_hooks_t *hooks, void 
 
 int tg_relay_start(tg_relay_t *r, const tg_xfer_request_t *xreq)
 {
+    r->attempts++;
+    r->status = 0;
+    r->ttfb_ns = 0;
     r->xfer = tg_xfer_start(tg_w->client, xreq, &g_handlers, r);
     if (r->xfer)
         return 0;

@@ -21,6 +21,13 @@ typedef struct tg_relay_hooks {
     /** The exchange is over (BODY is the buffered body of a non-stream answer, or empty); set
      * extra response headers here. Called once, before the final bytes are sent, or on abort. */
     void (*on_finish)(tg_relay_t *r, h2o_iovec_t body);
+    /** The upstream failed before anything reached the client: STATUS is its HTTP status (429,
+     * 5xx, 401, 403), or 0 with ERR set for a connection failure or timeout. Return 1 when the
+     * owner started another attempt with tg_relay_start (the failed answer is then discarded,
+     * never shown to the client), 0 to relay this failure as it is. May be NULL. */
+    int (*on_failure)(tg_relay_t *r, int status, int err, const tg_xfer_header_t *headers, size_t n);
+    /** A good answer's headers arrived (the attempt succeeded). May be NULL. */
+    int (*on_success)(tg_relay_t *r);
 } tg_relay_hooks_t;
 
 struct tg_relay {
@@ -37,6 +44,10 @@ struct tg_relay {
     unsigned finished : 1;    /* on_finish ran */
     unsigned aborted : 1;     /* the client left before the end */
     unsigned forward_all_headers : 1;
+    unsigned retrying : 1;    /* the current attempt was abandoned for another */
+    unsigned attempts;        /* upstream exchanges started */
+    int retry_status;         /* status of the abandoned attempt */
+    uint32_t retry_after_s;   /* its Retry-After, seconds */
     int error;                /* TG_XFER_* of the exchange */
     h2o_buffer_t *recv;       /* bytes received and not yet handed to h2o */
     h2o_doublebuffer_t db;

@@ -62,3 +62,31 @@ void tg_route_sleep(uint32_t slot, uint64_t ms)
 {
     atomic_store_explicit(&tg_w->arena->upstreams[slot].sleep_until_ms, tg_now_ms() + ms, memory_order_relaxed);
 }
+
+void tg_route_failed(uint32_t slot, int status, uint32_t retry_after_s)
+{
+    tg_upstream_t *u = &tg_w->arena->upstreams[slot];
+    atomic_fetch_add_explicit(&u->failures, 1, memory_order_relaxed);
+    uint32_t streak = atomic_fetch_add_explicit(&u->consecutive_failures, 1, memory_order_relaxed);
+    uint64_t ms;
+    if (status == 429) {
+        ms = retry_after_s ? (uint64_t)retry_after_s * 1000u : 60000u;
+    } else if (status == 401 || status == 403) {
+        ms = 600000u;
+        tg_warn("upstream key %llu was refused by its provider (%d); resting it for 10 minutes",
+                (unsigned long long)u->id, status);
+    } else {
+        ms = 30000u << (streak < 5 ? streak : 5);
+        if (ms > 600000u)
+            ms = 600000u;
+    }
+    tg_route_sleep(slot, ms);
+}
+
+void tg_route_succeeded(uint32_t slot)
+{
+    tg_upstream_t *u = &tg_w->arena->upstreams[slot];
+    atomic_fetch_add_explicit(&u->requests, 1, memory_order_relaxed);
+    if (atomic_load_explicit(&u->consecutive_failures, memory_order_relaxed))
+        atomic_store_explicit(&u->consecutive_failures, 0, memory_order_relaxed);
+}

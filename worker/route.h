@@ -16,7 +16,13 @@ typedef struct tg_route {
 /** Picks a key of OWNER_ID at LEVEL (any level of the owner when that level has none usable).
  * Returns 0 and fills *out, or -1 when the owner has no usable key. */
 int tg_route_pick(uint64_t owner_id, int32_t level, tg_route_t *out);
-/** Puts a key to sleep for MS milliseconds (upstream 429/5xx/connect failure). */
+/** Puts a key to sleep for MS milliseconds. */
 void tg_route_sleep(uint32_t slot, uint64_t ms);
+/** Records an upstream failure of the key in SLOT and puts it to sleep (api-compat 7.4): on 429
+ * for RETRY_AFTER_S seconds or 60 s; on 5xx or a connection failure (STATUS 0) for 30 s doubling
+ * on repeats up to 10 min; on 401/403 for 10 min (the key is refused by its provider). */
+void tg_route_failed(uint32_t slot, int status, uint32_t retry_after_s);
+/** Records a good answer: the key's failure streak ends. */
+void tg_route_succeeded(uint32_t slot);
 
 #endif

@@ -43,7 +43,8 @@ typedef struct tg_xfer_request {
     const char *const *headers; /* "Name: value" lines */
     size_t n_headers;
     uint32_t connect_timeout_ms;
-    uint32_t idle_timeout_ms; /* abort when nothing arrives for this long (first byte included) */
+    uint32_t first_byte_timeout_ms; /* abort when the response headers have not arrived by then (0 = none) */
+    uint32_t idle_timeout_ms;       /* abort when nothing arrives for this long once the answer started */
 } tg_xfer_request_t;
 
 /** Creates the client on LOOP (worker start). */

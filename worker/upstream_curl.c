@@ -39,6 +39,7 @@ struct tg_xfer {
     int aborting;  /* a handler asked to abort: on_done follows with TG_XFER_EABORTED */
     int paused;
     tg_xfer_t *next; /* free list / deferred list */
+    h2o_timeout_entry_t first_byte; /* linked until the response headers arrive */
     /* response headers of the current exchange */
     char hbuf[8192];
     size_t hlen;
@@ -57,6 +58,11 @@ struct tg_upstream_client {
     size_t active; /* transfers started and not reaped */
     tg_xfer_t *free_list;
     tg_xfer_t *deferred; /* cancelled inside callbacks, to remove later */
+    struct {
+        uint32_t ms;
+        h2o_timeout_t timeout;
+    } fb_timeouts[4]; /* h2o timeouts have fixed durations: one list per first-byte timeout in use */
+    size_t n_fb_timeouts;
 };
 
 static void reap(tg_upstream_client_t *c);
@@ -245,6 +251,8 @@ size_t tg_upstream_client_active(tg_upstream_client_t *c)
 
 static void recycle(tg_upstream_client_t *c, tg_xfer_t *x)
 {
+    if (h2o_timeout_is_linked(&x->first_byte))
+        h2o_timeout_unlink(&x->first_byte);
     curl_multi_remove_handle(c->multi, x->easy);
     curl_slist_free_all(x->headers);
     x->headers = NULL;
@@ -313,6 +321,8 @@ static size_t on_header_line(char *p, size_t size, size_t n, void *userdata)
         if (x->status >= 100 && x->status < 200)
             return len;
         x->head_done = 1;
+        if (h2o_timeout_is_linked(&x->first_byte))
+            h2o_timeout_unlink(&x->first_byte);
         if (x->h->on_head(x->ud, x->status, x->hdrs, x->nhdrs) != 0) {
             x->aborting = 1;
             return 0;
@@ -355,6 +365,29 @@ static size_t on_body_bytes(char *p, size_t size, size_t n, void *userdata)
         return 0;
     }
     return len;
+}
+
+/* The upstream sent no response headers in time: end the exchange as a timeout. */
+static void on_first_byte_timeout(h2o_timeout_entry_t *entry)
+{
+    tg_xfer_t *x = H2O_STRUCT_FROM_MEMBER(tg_xfer_t, first_byte, entry);
+    tg_upstream_client_t *c = x->client;
+    const tg_xfer_handlers_t *h = x->h;
+    void *ud = x->ud;
+    recycle(c, x);
+    h->on_done(ud, TG_XFER_ETIMEOUT, "no response headers before the first-byte timeout");
+}
+
+static h2o_timeout_t *first_byte_list(tg_upstream_client_t *c, uint32_t ms)
+{
+    for (size_t i = 0; i < c->n_fb_timeouts; i++)
+        if (c->fb_timeouts[i].ms == ms)
+            return &c->fb_timeouts[i].timeout;
+    if (c->n_fb_timeouts == sizeof(c->fb_timeouts) / sizeof(c->fb_timeouts[0]))
+        return NULL; /* more distinct values than lists: the idle timeout still bounds the wait */
+    c->fb_timeouts[c->n_fb_timeouts].ms = ms;
+    h2o_timeout_init(c->ctx->loop, &c->fb_timeouts[c->n_fb_timeouts].timeout, ms);
+    return &c->fb_timeouts[c->n_fb_timeouts++].timeout;
 }
 
 tg_xfer_t *tg_xfer_start(tg_upstream_client_t *c, const tg_xfer_request_t *req, const tg_xfer_handlers_t *h, void *ud)
@@ -400,7 +433,7 @@ tg_xfer_t *tg_xfer_start(tg_upstream_client_t *c, const tg_xfer_request_t *req, 
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body_bytes);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)req->connect_timeout_ms);
-    if (req->idle_timeout_ms) {
+    if (req->idle_timeout_ms) { /* curl's low-speed check: also bounds the wait for the first byte */
         long secs = (long)((req->idle_timeout_ms + 999) / 1000);
         curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
         curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, secs);
@@ -426,6 +459,11 @@ tg_xfer_t *tg_xfer_start(tg_upstream_client_t *c, const tg_xfer_request_t *req, 
         return NULL;
     }
     c->active++;
+    h2o_timeout_t *fb = req->first_byte_timeout_ms ? first_byte_list(c, req->first_byte_timeout_ms) : NULL;
+    if (fb) {
+        x->first_byte.cb = on_first_byte_timeout;
+        h2o_timeout_link(c->ctx->loop, fb, &x->first_byte);
+    }
     return x;
 }
 

@@ -80,7 +80,13 @@ export async function startMock(args = []) {
   };
 }
 
-export function gatewayConfig({ port, dataDir, mockUrl, workers = 1, extra = '', extraListen = '' }) {
+/** YAML for one upstream key entry. */
+export function keyEntry({ name, secret, level = 1, provider, protocol = 'openai' }) {
+  return `  - name: ${name}\n    level: ${level}\n    provider: ${provider}\n    secret: ${secret}\n    protocol: ${protocol}\n`;
+}
+
+export function gatewayConfig({ port, dataDir, mockUrl, workers = 1, extra = '', extraListen = '', keys = null, upstream = '' }) {
+  const keyList = keys ?? [{ name: 'mock', secret: UPSTREAM_SECRET }];
   return `# written by the e2e harness
 listen:
   - host: 127.0.0.1
@@ -93,26 +99,21 @@ arena:
   ring_slots: 4096
 server:
   drain_timeout: 10s
-log:
+${upstream}log:
   access: ${join(dataDir, '..', 'access.log')}
   error: "-"
   level: info
 keys:
-  - name: mock
-    level: 1
-    provider: ${mockUrl}
-    secret: ${UPSTREAM_SECRET}
-    protocol: openai
-${extra}`;
+${keyList.map((k) => keyEntry({ provider: mockUrl, ...k })).join('')}${extra}`;
 }
 
 /** Starts tollgate against MOCK in a fresh directory and waits for /healthz. */
-export async function startGateway({ mock, workers = 1, extra = '', extraListen = '', env = {} } = {}) {
+export async function startGateway({ mock, workers = 1, extra = '', extraListen = '', keys = null, upstream = '', env = {} } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-e2e-'));
   const port = await freePort();
   const dataDir = join(dir, 'data');
   const configPath = join(dir, 'tollgate.yaml');
-  writeFileSync(configPath, gatewayConfig({ port, dataDir, mockUrl: mock.url, workers, extra, extraListen }));
+  writeFileSync(configPath, gatewayConfig({ port, dataDir, mockUrl: mock.url, workers, extra, extraListen, keys, upstream }));
   const rootKey = makeKey();
   const gw = {
     dir, port, dataDir, configPath, rootKey,
