@@ -14,9 +14,11 @@
 #include "common/log.h"
 #include "master/config.h"
 #include "shm/accounts.h"
+#include "worker/endpoint.h"
 #include "worker/relay.h"
 #include "worker/route.h"
 #include "worker/settle.h"
+#include "worker/usage_read.h"
 #include "worker/worker.h"
 
 #define MAX_ATTEMPTS 4 /* upstream keys tried for one request before the failure is shown */
@@ -37,7 +39,9 @@ typedef struct tg_call {
     uint32_t route_slot; /* upstream key of the current attempt */
     uint32_t tried[MAX_ATTEMPTS];
     unsigned n_tried;
-    const char *headers[4];
+    const tg_endpoint_t *ep;
+    h2o_iovec_t content_type; /* of a multipart body, passed on with its boundary */
+    const char *headers[6];
 } tg_call_t;
 
 void tg_client_ip(h2o_req_t *req, char *out, size_t cap)
@@ -60,25 +64,11 @@ static void add_cors(h2o_req_t *req)
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-allow-origin"), 0, NULL, H2O_STRLIT("*"));
 }
 
-/* Reads prompt/completion/cached tokens from a `usage` object (OpenAI or Anthropic naming). */
-static void read_usage(tg_usage_t *u, const char *p, size_t n)
-{
-    tg_json_get_u64(p, n, "prompt_tokens", &u->prompt_tokens);
-    tg_json_get_u64(p, n, "completion_tokens", &u->completion_tokens);
-    tg_json_get_u64(p, n, "input_tokens", &u->prompt_tokens);
-    tg_json_get_u64(p, n, "output_tokens", &u->completion_tokens);
-    tg_json_span_t d;
-    if (tg_json_get(p, n, "prompt_tokens_details", &d) == 1 && d.type == TG_JSON_OBJECT)
-        tg_json_get_u64(d.p, d.len, "cached_tokens", &u->cached_tokens);
-}
-
-/* Finds `usage` in a JSON object; returns 1 when it was an object and was read. */
+/* Finds and reads usage in a JSON object; returns 1 when found. */
 static int capture_usage(tg_call_t *c, const char *p, size_t n)
 {
-    tg_json_span_t usage;
-    if (tg_json_get(p, n, "usage", &usage) != 1 || usage.type != TG_JSON_OBJECT)
+    if (!tg_usage_read(&c->u, p, n))
         return 0;
-    read_usage(&c->u, usage.p, usage.len);
     c->usage_seen = 1;
     return 1;
 }
@@ -191,12 +181,28 @@ static const char *upstream_url(h2o_req_t *req, const char *base, const char *pa
     return tg_pool_fmt(&req->pool, "%.*s%s", (int)blen, base, path);
 }
 
+/* Writes "NAME: value" of the client's header NAME (or DEFAULT when absent and not NULL) into
+ * *OUT; returns 1 when a line was written. */
+static size_t copy_client_header(h2o_req_t *req, const char *name, const char *def, const char **out)
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, name, strlen(name), -1);
+    if (i >= 0) {
+        h2o_iovec_t v = req->headers.entries[i].value;
+        *out = tg_pool_fmt(&req->pool, "%s: %.*s", name, (int)v.len, v.base);
+        return 1;
+    }
+    if (!def)
+        return 0;
+    *out = tg_pool_fmt(&req->pool, "%s: %s", name, def);
+    return 1;
+}
+
 /* Picks a key for C and starts one upstream exchange. 0, or -1 when no usable key is left. */
 static int start_attempt(tg_call_t *c)
 {
     h2o_req_t *req = c->relay->req;
     tg_route_t route;
-    if (tg_route_pick(c->owner_id, c->level, &route) != 0)
+    if (tg_route_pick(c->owner_id, c->level, c->ep->protocols, &route) != 0)
         return -1;
     for (unsigned i = 0; i < c->n_tried; i++)
         if (c->tried[i] == route.slot)
@@ -208,11 +214,18 @@ static int start_attempt(tg_call_t *c)
         c->headers[nh++] = tg_pool_fmt(&req->pool, "x-api-key: %s", route.secret);
     else
         c->headers[nh++] = tg_pool_fmt(&req->pool, "Authorization: Bearer %s", route.secret);
-    c->headers[nh++] = "Content-Type: application/json";
-    c->headers[nh++] = (c->u.flags & TG_USAGE_STREAM) ? "Accept: text/event-stream" : "Accept: application/json";
+    if (c->ep->multipart)
+        c->headers[nh++] = tg_pool_fmt(&req->pool, "Content-Type: %.*s", (int)c->content_type.len, c->content_type.base);
+    else
+        c->headers[nh++] = "Content-Type: application/json";
+    c->headers[nh++] = (c->u.flags & TG_USAGE_STREAM) ? "Accept: text/event-stream" : "Accept: */*";
+    if (c->ep->api == TG_API_MESSAGES) {
+        nh += copy_client_header(req, "anthropic-version", "2023-06-01", &c->headers[nh]);
+        nh += copy_client_header(req, "anthropic-beta", NULL, &c->headers[nh]);
+    }
 
     tg_xfer_request_t x = {0};
-    x.url = upstream_url(req, route.settings.url, "/v1/chat/completions");
+    x.url = upstream_url(req, route.settings.url, c->ep->upstream_path);
     x.method = "POST";
     x.body = c->body.base;
     x.body_len = c->body.len;
@@ -245,7 +258,47 @@ static int on_head_ok(tg_relay_t *r)
     return 0;
 }
 
-static int proxy_chat(h2o_req_t *req)
+/* Finds the request's model (JSON member or multipart field) and stream flag; answers 400 and
+ * returns -1 when the body is malformed or the model is missing. */
+static int scan_request(h2o_req_t *req, const tg_endpoint_t *ep, h2o_iovec_t *model, int *is_stream, h2o_iovec_t *ctype)
+{
+    *model = h2o_iovec_init("", 0);
+    *is_stream = 0;
+    if (ep->multipart) {
+        ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
+        *ctype = i >= 0 ? req->headers.entries[i].value : h2o_iovec_init("", 0);
+        if (ctype->len < 19 || strncasecmp(ctype->base, "multipart/form-data", 19) != 0) {
+            tg_http_error(req, 400, "invalid_request_error", "invalid_request", "Content-Type: multipart/form-data is required");
+            return -1;
+        }
+        if (tg_multipart_model(req->entity, *ctype, model) != 0 && !ep->model_optional) {
+            tg_http_error(req, 400, "invalid_request_error", "invalid_request", "model: a form field is required");
+            return -1;
+        }
+    } else {
+        tg_json_span_t m, stream;
+        int has_model = tg_json_get(req->entity.base, req->entity.len, "model", &m);
+        if (has_model < 0) {
+            tg_http_error(req, 400, "invalid_request_error", "invalid_json", "the request body is not a valid JSON object");
+            return -1;
+        }
+        if (has_model && m.type == TG_JSON_STRING)
+            *model = h2o_iovec_init(m.p, m.len);
+        else if (!ep->model_optional || has_model) {
+            tg_http_error(req, 400, "invalid_request_error", "invalid_request", "model: a non-empty string is required");
+            return -1;
+        }
+        *is_stream = tg_json_get(req->entity.base, req->entity.len, "stream", &stream) == 1 && stream.type == TG_JSON_TRUE;
+    }
+    if (model->len >= TG_MODEL_MAX || (model->len == 0 && !ep->model_optional)) {
+        tg_http_error(req, 400, "invalid_request_error", "invalid_request",
+                      model->len ? "model: the name is too long" : "model: a non-empty string is required");
+        return -1;
+    }
+    return 0;
+}
+
+static int proxy_model(h2o_req_t *req, const tg_endpoint_t *ep)
 {
     tg_account_settings_t acct;
     int64_t slot = authenticate(req, &acct);
@@ -255,21 +308,10 @@ static int proxy_chat(h2o_req_t *req)
         tg_http_error(req, 405, "invalid_request_error", "method_not_allowed", "use POST for this path");
         return 0;
     }
-    tg_json_span_t model, stream;
-    int has_model = tg_json_get(req->entity.base, req->entity.len, "model", &model);
-    if (has_model < 0) {
-        tg_http_error(req, 400, "invalid_request_error", "invalid_json", "the request body is not a valid JSON object");
+    h2o_iovec_t model, ctype = {NULL, 0};
+    int is_stream;
+    if (scan_request(req, ep, &model, &is_stream, &ctype) != 0)
         return 0;
-    }
-    if (has_model == 0 || model.type != TG_JSON_STRING || model.len == 0) {
-        tg_http_error(req, 400, "invalid_request_error", "invalid_request", "model: a non-empty string is required");
-        return 0;
-    }
-    if (model.len >= TG_MODEL_MAX) {
-        tg_http_error(req, 400, "invalid_request_error", "invalid_request", "model: the name is too long");
-        return 0;
-    }
-    int is_stream = tg_json_get(req->entity.base, req->entity.len, "stream", &stream) == 1 && stream.type == TG_JSON_TRUE;
     if (!tg_settle_ring_has_room()) {
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
         tg_http_error(req, 503, "server_error", "usage_ring_full", "the gateway is saturated; retry shortly");
@@ -279,6 +321,8 @@ static int proxy_chat(h2o_req_t *req)
     tg_call_t *c = h2o_mem_alloc_pool(&req->pool, sizeof(*c));
     memset(c, 0, sizeof(*c));
     c->slot = (uint32_t)slot;
+    c->ep = ep;
+    c->content_type = ctype;
     c->owner_id = acct.owner_id;
     c->level = acct.level;
     c->body_len = req->entity.len;
@@ -287,7 +331,8 @@ static int proxy_chat(h2o_req_t *req)
     tg_usage_t *u = &c->u;
     tg_worker_request_id(u->request_id);
     u->account_id = acct.id;
-    tg_json_span_copy(&model, u->model, sizeof(u->model));
+    memcpy(u->model, model.base, model.len);
+    u->model[model.len] = '\0';
     snprintf(u->path, sizeof(u->path), "%.*s", (int)req->path_normalized.len, req->path_normalized.base);
     if (is_stream)
         u->flags |= TG_USAGE_STREAM;
@@ -296,7 +341,7 @@ static int proxy_chat(h2o_req_t *req)
                           strlen(u->request_id));
     add_cors(req);
     c->relay = tg_relay_create(req, &g_call_hooks, c);
-    c->body = upstream_body(req, c, is_stream);
+    c->body = ep->api == TG_API_CHAT ? upstream_body(req, c, is_stream) : req->entity;
     if (start_attempt(c) != 0) {
         c->relay->status = 503;
         tg_http_error(req, 503, "upstream_error", "no_upstream_key", "no upstream key is available for this account");
@@ -353,9 +398,9 @@ int tg_proxy_on_req(h2o_handler_t *self, h2o_req_t *req)
         return serve_preflight(req);
     if (path_is(path, "/healthz"))
         return serve_health(req);
-    if (path_is(path, "/v1/chat/completions") || path_is(path, "/chat/completions") ||
-        path_is(path, "/v2/chat/completions"))
-        return proxy_chat(req);
+    const tg_endpoint_t *ep = tg_endpoint_find(path);
+    if (ep)
+        return proxy_model(req, ep);
     if (is_management(path)) {
         add_cors(req);
         return tg_forward_on_req(req);

@@ -23,13 +23,13 @@ static const char *open_secret(uint32_t slot, const tg_upstream_settings_t *st)
     return c->secret;
 }
 
-static int usable(const tg_upstream_settings_t *st, uint64_t owner_id, uint32_t slot, uint64_t now)
+static int usable(const tg_upstream_settings_t *st, uint64_t owner_id, uint32_t protocols, uint32_t slot, uint64_t now)
 {
-    return (st->flags & TG_UPSTREAM_ENABLED) && st->owner_id == owner_id &&
+    return (st->flags & TG_UPSTREAM_ENABLED) && st->owner_id == owner_id && (protocols & (1u << st->protocol)) &&
            atomic_load_explicit(&tg_w->arena->upstreams[slot].sleep_until_ms, memory_order_relaxed) <= now;
 }
 
-int tg_route_pick(uint64_t owner_id, int32_t level, tg_route_t *out)
+int tg_route_pick(uint64_t owner_id, int32_t level, uint32_t protocols, tg_route_t *out)
 {
     uint32_t n = tg_upstream_count(tg_w->arena);
     uint64_t now = tg_now_ms();
@@ -37,7 +37,7 @@ int tg_route_pick(uint64_t owner_id, int32_t level, tg_route_t *out)
     for (uint32_t i = 0; i < n; i++) {
         uint32_t slot = (tg_w->rr_cursor + i) % n;
         tg_upstream_settings_t st;
-        if (tg_upstream_read(tg_w->arena, slot, &st) != 0 || !usable(&st, owner_id, slot, now))
+        if (tg_upstream_read(tg_w->arena, slot, &st) != 0 || !usable(&st, owner_id, protocols, slot, now))
             continue;
         if (st.level != level) {
             if (fallback < 0)

@@ -1,0 +1,31 @@
+/* The proxied endpoints: which client paths tollgate serves as model calls, what each is called
+ * upstream, how its model is found (JSON body or multipart form), and which upstream protocols
+ * can take it as it is. One table, so adding an endpoint is one row. */
+#ifndef TG_ENDPOINT_H
+#define TG_ENDPOINT_H
+
+#include <h2o.h>
+#include <stdint.h>
+
+typedef enum {
+    TG_API_CHAT = 0,  /* OpenAI chat completions */
+    TG_API_RESPONSES, /* OpenAI Responses */
+    TG_API_MESSAGES,  /* Anthropic messages */
+    TG_API_OPENAI,    /* other OpenAI endpoints: embeddings, moderations, images, audio */
+} tg_api_t;
+
+typedef struct tg_endpoint {
+    const char *path;          /* as the client sends it */
+    tg_api_t api;
+    const char *upstream_path; /* as the upstream expects it (provider base URL + this) */
+    uint32_t protocols;        /* bit mask of 1 << tg_protocol_t that take this endpoint unchanged */
+    unsigned multipart : 1;    /* the body is multipart/form-data; the model is a form field */
+    unsigned model_optional : 1;
+} tg_endpoint_t;
+
+/** The endpoint for PATH (query string ignored), or NULL when PATH is not a model call. */
+const tg_endpoint_t *tg_endpoint_find(h2o_iovec_t path);
+/** Finds the `model` form field of a multipart body with BOUNDARY; 0 and sets *model, or -1. */
+int tg_multipart_model(h2o_iovec_t body, h2o_iovec_t content_type, h2o_iovec_t *model);
+
+#endif
