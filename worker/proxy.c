@@ -33,6 +33,7 @@ typedef struct tg_call {
     size_t body_len;
     unsigned injected_usage : 1; /* tollgate asked for stream usage: hide that extra chunk */
     unsigned usage_seen : 1;
+    uint64_t text_chars; /* generated text relayed so far, for an estimate if the client leaves */
     uint64_t owner_id;
     int32_t level;
     h2o_iovec_t body;   /* what goes upstream, kept for every attempt */
@@ -80,6 +81,7 @@ static int on_event(tg_relay_t *r, const char *ev, size_t len)
     size_t n;
     if (tg_sse_data(ev, len, &data, &n) != 0 || n == 0 || data[0] != '{')
         return 1;
+    c->text_chars += tg_usage_event_text(data, n);
     if (memmem(data, n, "\"usage\"", 7) == NULL)
         return 1;
     if (!capture_usage(c, data, n))
@@ -101,10 +103,15 @@ static void on_finish(tg_relay_t *r, h2o_iovec_t body)
     u->status = (uint32_t)(r->status ? r->status : 502);
     if (r->aborted)
         u->flags |= TG_USAGE_ABORTED;
-    if (!c->usage_seen && r->status >= 200 && r->status < 300) {
-        /* no report from the upstream (client left, or it sent none): count what we know */
-        u->prompt_tokens = c->body_len / 4;
-        u->completion_tokens = r->events;
+    int ok = r->status >= 200 && r->status < 300;
+    if (ok && (r->aborted || !c->usage_seen)) {
+        /* the upstream's own report is missing or cut short: bill the prompt it reported (or
+         * one token per 4 bytes of request) and the text relayed so far (one token per 4 chars) */
+        uint64_t est_completion = (c->text_chars + 3) / 4;
+        if (!c->usage_seen || u->prompt_tokens == 0)
+            u->prompt_tokens = (c->body_len + 3) / 4;
+        if (est_completion > u->completion_tokens)
+            u->completion_tokens = est_completion;
         u->flags |= TG_USAGE_ESTIMATED;
     }
     uint64_t now = tg_mono_ns();
@@ -388,7 +395,8 @@ static int path_has_prefix(h2o_iovec_t path, const char *p)
 static int is_management(h2o_iovec_t path)
 {
     return path_has_prefix(path, "/x-") || path_has_prefix(path, "/dashboard/") || path_has_prefix(path, "/admin") ||
-           path_has_prefix(path, "/manage");
+           path_has_prefix(path, "/manage") || path_is(path, "/metrics") || path_is(path, "/v1/models") ||
+           path_is(path, "/models");
 }
 
 int tg_proxy_on_req(h2o_handler_t *self, h2o_req_t *req)

@@ -1,6 +1,8 @@
 /* Usage extraction across surfaces (see usage_read.h). */
 #include "worker/usage_read.h"
 
+#include <string.h>
+
 #include "common/json_scan.h"
 
 static void read_counts(tg_usage_t *u, const char *p, size_t n)
@@ -38,4 +40,28 @@ int tg_usage_read(tg_usage_t *u, const char *p, size_t n)
             return 1;
         }
     return 0;
+}
+
+/* Length of the JSON string value that starts right after NEEDLE in [p, p+n), 0 if none. */
+static size_t string_after(const char *p, size_t n, const char *needle)
+{
+    size_t nl = strlen(needle);
+    const char *v = memmem(p, n, needle, nl);
+    if (!v)
+        return 0;
+    size_t chars = 0;
+    for (const char *q = v + nl, *end = p + n; q < end && *q != '"'; q++, chars++)
+        if (*q == '\\' && q + 1 < end)
+            q++;
+    return chars;
+}
+
+size_t tg_usage_event_text(const char *p, size_t n)
+{
+    size_t c = string_after(p, n, "\"content\":\"");
+    if (!c)
+        c = string_after(p, n, "\"text\":\"");
+    if (!c && memmem(p, n, "output_text.delta", 17))
+        c = string_after(p, n, "\"delta\":\"");
+    return c;
 }

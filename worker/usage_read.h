@@ -13,5 +13,9 @@
 /** Reads the usage found in JSON object P (N bytes) into U (fields absent there are left alone).
  * Returns 1 when a usage object was found. */
 int tg_usage_read(tg_usage_t *u, const char *p, size_t n);
+/** Characters of generated text in one stream event's JSON (OpenAI `delta.content`, Anthropic
+ * `delta.text`, Responses `delta`), counted roughly (escapes count as one): used to bill a stream
+ * the client abandoned by estimate (api-compat 7.15). */
+size_t tg_usage_event_text(const char *p, size_t n);
 
 #endif

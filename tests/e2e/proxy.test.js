@@ -167,3 +167,31 @@ test('every served request has exactly one usage record in the store, matching t
   const log = gw.accessLog();
   for (const r of fresh) assert.equal(log.filter((l) => l.rid === r.rid).length, 1);
 });
+
+test('a stream the client abandons is cancelled upstream at once and billed by estimate', async () => {
+  const slow = await startMock(['--chunks', '20', '--chunk-delay-ms', '100']);
+  const gw2 = await startGateway({ mock: slow });
+  try {
+    const ac = new AbortController();
+    const r = await fetch(`${gw2.base}/v1/chat/completions`, {
+      method: 'POST', signal: ac.signal,
+      headers: { authorization: `Bearer ${gw2.rootKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'gpt-4o-mini', stream: true, messages }),
+    });
+    const reader = r.body.getReader();
+    let got = '';
+    while ((got.match(/"content":"[^"]+"/g) ?? []).length < 3) got += new TextDecoder().decode((await reader.read()).value);
+    ac.abort();
+    await waitFor(async () => (await slow.stats()).aborted === 1, { what: 'the mock to see the upstream transfer cancelled' });
+    let rec;
+    await waitFor(() => { [rec] = gw2.usage(); return rec; }, { what: 'the usage record' });
+    assert.equal(rec.fl & 4, 4, 'marked aborted');
+    assert.equal(rec.fl & 2, 2, 'marked estimated');
+    assert.ok(rec.ct >= 2 && rec.ct < 40, `completion tokens estimated from the relayed text: ${rec.ct}`);
+    assert.ok(rec.pt > 0);
+    assert.equal((await slow.stats()).served, 0);
+  } finally {
+    await gw2.cleanup();
+    await slow.stop();
+  }
+});
