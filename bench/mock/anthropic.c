@@ -84,7 +84,7 @@ static h2o_iovec_t render_event(mock_exchange_t *ex, size_t index)
     return h2o_iovec_init(buf, (size_t)n);
 }
 
-static const mock_surface_t anthropic_surface = {render_error, plan, render_event};
+static const mock_surface_t anthropic_surface = {render_error, completion_parse_chat, plan, render_event};
 
 void anthropic_messages(h2o_req_t *req)
 {

@@ -2,13 +2,12 @@
  * and the fixed content they all produce.
  *
  * Token rules: prompt_tokens = max(1, request body bytes / 4); the completion is `chunks` pieces of two words, each
- * counted as two tokens, and when max_tokens is given only max_tokens / 2 pieces are produced. */
+ * counted as two tokens, and when an output cap (max_tokens, max_output_tokens, maxOutputTokens) is given only cap / 2
+ * pieces are produced. */
 #include <string.h>
 #include <time.h>
 
 #include "mock.h"
-
-#define MAX_MODEL_LEN 256
 
 static const char *const pieces[] = {
     "Hello from ", "the mock ", "upstream provider. ", "Tokens come ", "in pairs ", "for exact ", "billing reconciliation. ",
@@ -25,25 +24,39 @@ const char *completion_piece(uint64_t i)
     return pieces[i % NUM_PIECES];
 }
 
+size_t completion_text_len(const mock_completion_t *llm)
+{
+    size_t cycle = 0, len = 0;
+
+    for (size_t i = 0; i != NUM_PIECES; ++i) {
+        cycle += strlen(pieces[i]);
+        if (i < llm->chunks % NUM_PIECES)
+            len += strlen(pieces[i]);
+    }
+    return len + (size_t)(llm->chunks / NUM_PIECES) * cycle;
+}
+
+char *completion_write_text(const mock_completion_t *llm, char *dst)
+{
+    for (uint64_t i = 0; i != llm->chunks; ++i) {
+        size_t n = strlen(completion_piece(i));
+        memcpy(dst, completion_piece(i), n);
+        dst += n;
+    }
+    return dst;
+}
+
 h2o_iovec_t completion_body(mock_exchange_t *ex, const char *head, size_t head_len, const char *tail, size_t tail_len)
 {
-    size_t text_len = 0, len, pad = 0;
+    size_t len = head_len + completion_text_len(&ex->llm) + tail_len, pad = 0;
     char *body, *p;
 
-    for (uint64_t i = 0; i != ex->llm.chunks; ++i)
-        text_len += strlen(completion_piece(i));
-    len = head_len + text_len + tail_len;
     if (ex->knobs.body_bytes > len)
         pad = ex->knobs.body_bytes - len;
 
     p = body = h2o_mem_alloc_pool(&ex->req->pool, len + pad);
     memcpy(p, head, head_len);
-    p += head_len;
-    for (uint64_t i = 0; i != ex->llm.chunks; ++i) {
-        size_t n = strlen(completion_piece(i));
-        memcpy(p, completion_piece(i), n);
-        p += n;
-    }
+    p = completion_write_text(&ex->llm, p + head_len);
     for (size_t left = pad, n; left != 0; left -= n, p += n) {
         n = left < sizeof(filler) - 1 ? left : sizeof(filler) - 1;
         memcpy(p, filler, n);
@@ -54,62 +67,70 @@ h2o_iovec_t completion_body(mock_exchange_t *ex, const char *head, size_t head_l
 
 /* ---- request body ---------------------------------------------------------------------------------------------------- */
 
-struct parse_state {
+int completion_set_model(mock_completion_t *llm, const mj_value_t *value)
+{
+    if (value->type != MJ_STRING || value->len == 0 || value->len > COMPLETION_MAX_MODEL_LEN)
+        return -1;
+    llm->model = h2o_iovec_init(value->base, value->len);
+    return 0;
+}
+
+int completion_set_stream(mock_completion_t *llm, const mj_value_t *value)
+{
+    llm->stream = value->type == MJ_TRUE;
+    return value->type == MJ_TRUE || value->type == MJ_FALSE || value->type == MJ_NULL ? 0 : -1;
+}
+
+int completion_set_cap(mock_completion_t *llm, const mj_value_t *value)
+{
+    int64_t n;
+
+    if (value->type == MJ_NULL)
+        return 0;
+    if (mj_int(value, &n) != 0 || n < 0)
+        return -1;
+    if (llm->max_tokens < 0 || n < llm->max_tokens)
+        llm->max_tokens = n;
+    return 0;
+}
+
+struct chat_body {
     mock_completion_t *llm;
     const char *error;
 };
 
 static void on_stream_option(void *ctx, h2o_iovec_t key, const mj_value_t *value)
 {
-    struct parse_state *st = ctx;
+    struct chat_body *st = ctx;
     if (mj_key_is(key, "include_usage"))
         st->llm->include_usage = value->type == MJ_TRUE;
 }
 
-static void set_max_tokens(struct parse_state *st, const mj_value_t *value)
+static void on_chat_member(void *ctx, h2o_iovec_t key, const mj_value_t *value)
 {
-    int64_t n;
-
-    if (value->type == MJ_NULL)
-        return;
-    if (mj_int(value, &n) != 0 || n < 0) {
-        st->error = "max_tokens must be a non-negative integer";
-        return;
-    }
-    if (st->llm->max_tokens < 0 || n < st->llm->max_tokens)
-        st->llm->max_tokens = n;
-}
-
-static void on_member(void *ctx, h2o_iovec_t key, const mj_value_t *value)
-{
-    struct parse_state *st = ctx;
+    struct chat_body *st = ctx;
 
     if (mj_key_is(key, "model")) {
-        if (value->type != MJ_STRING || value->len == 0 || value->len > MAX_MODEL_LEN)
+        if (completion_set_model(st->llm, value) != 0)
             st->error = "model must be a non-empty string of at most 256 bytes";
-        else
-            st->llm->model = h2o_iovec_init(value->base, value->len);
     } else if (mj_key_is(key, "stream")) {
-        if (value->type != MJ_TRUE && value->type != MJ_FALSE && value->type != MJ_NULL)
+        if (completion_set_stream(st->llm, value) != 0)
             st->error = "stream must be a boolean";
-        st->llm->stream = value->type == MJ_TRUE;
     } else if (mj_key_is(key, "stream_options")) {
         if (value->type == MJ_OBJECT)
             mj_each_member(value->base, value->len, on_stream_option, st);
     } else if (mj_key_is(key, "max_tokens") || mj_key_is(key, "max_completion_tokens")) {
-        set_max_tokens(st, value);
+        if (completion_set_cap(st->llm, value) != 0)
+            st->error = "max_tokens must be a non-negative integer";
     }
 }
 
-/* fills ex->llm from the request body; returns an error message or NULL */
-static const char *parse_body(mock_exchange_t *ex)
+const char *completion_parse_chat(mock_exchange_t *ex)
 {
-    struct parse_state st = {&ex->llm, NULL};
+    struct chat_body st = {&ex->llm, NULL};
 
-    if (mj_each_member(ex->req->entity.base, ex->req->entity.len, on_member, &st) != 0)
-        return "We could not parse the JSON body of your request (expected a JSON object).";
-    if (st.error == NULL && ex->llm.model.base == NULL)
-        return "you must provide a model parameter";
+    if (mj_each_member(ex->req->entity.base, ex->req->entity.len, on_chat_member, &st) != 0)
+        return COMPLETION_BAD_JSON;
     return st.error;
 }
 
@@ -137,10 +158,13 @@ void completion_handle(h2o_req_t *req, const mock_surface_t *surface)
     if (ex == NULL)
         return;
     if (ex->key.len == 0) {
-        exchange_reject(ex, 401, NULL, "You didn't provide an API key (Authorization: Bearer ... or x-api-key).");
+        exchange_reject(ex, 401, NULL,
+                        "You didn't provide an API key (Authorization: Bearer, x-api-key, x-goog-api-key or ?key=).");
         return;
     }
-    if ((error = parse_body(ex)) != NULL) {
+    if ((error = surface->parse(ex)) == NULL && ex->llm.model.base == NULL)
+        error = "you must provide a model parameter";
+    if (error != NULL) {
         exchange_reject(ex, 400, NULL, error);
         return;
     }

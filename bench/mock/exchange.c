@@ -1,5 +1,6 @@
-/* exchange.c - the life of one upstream request: per-request knobs, API key, fault choice, latency, sending the body or
- * the stream events one h2o_send at a time, cutting a response short (reset/stall), and accounting its outcome. */
+/* exchange.c - the life of one upstream request: per-request knobs, API key (headers or ?key=), fault choice, latency,
+ * sending the body or the stream events one h2o_send at a time, cutting a response short (reset/stall), and accounting
+ * its outcome. */
 #include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -41,20 +42,66 @@ static h2o_iovec_t find_header(h2o_req_t *req, const char *name, size_t len)
     return i == -1 ? h2o_iovec_init(NULL, 0) : req->headers.entries[i].value;
 }
 
-/* the upstream API key: the Authorization bearer token, else x-api-key */
+h2o_iovec_t query_param(h2o_req_t *req, const char *name, size_t len)
+{
+    const char *p, *end = req->path.base + req->path.len;
+
+    if (req->query_at == SIZE_MAX)
+        return h2o_iovec_init(NULL, 0);
+    for (p = req->path.base + req->query_at + 1; p < end;) {
+        const char *amp = memchr(p, '&', (size_t)(end - p)), *stop = amp != NULL ? amp : end;
+        size_t n = (size_t)(stop - p);
+        if (n >= len && memcmp(p, name, len) == 0 && (n == len || p[len] == '='))
+            return n == len ? h2o_iovec_init(stop, 0) : h2o_iovec_init(p + len + 1, n - len - 1);
+        p = stop + 1;
+    }
+    return h2o_iovec_init(NULL, 0);
+}
+
+static int hex_digit(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : (c | 0x20) >= 'a' && (c | 0x20) <= 'f' ? (c | 0x20) - 'a' + 10 : -1;
+}
+
+/* %XX sequences decoded into pool memory (a malformed one is kept as is) */
+static h2o_iovec_t percent_decode(h2o_mem_pool_t *pool, h2o_iovec_t v)
+{
+    char *out, *d;
+
+    if (v.len == 0 || memchr(v.base, '%', v.len) == NULL)
+        return v;
+    d = out = h2o_mem_alloc_pool(pool, v.len);
+    for (size_t i = 0; i < v.len; ++i) {
+        int hi, lo;
+        if (v.base[i] == '%' && i + 2 < v.len && (hi = hex_digit(v.base[i + 1])) >= 0 &&
+            (lo = hex_digit(v.base[i + 2])) >= 0) {
+            *d++ = (char)(hi << 4 | lo);
+            i += 2;
+        } else {
+            *d++ = v.base[i];
+        }
+    }
+    return h2o_iovec_init(out, (size_t)(d - out));
+}
+
+/* the upstream API key: the Authorization bearer token, else x-api-key, else x-goog-api-key, else ?key= */
 static h2o_iovec_t api_key(h2o_req_t *req)
 {
     ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+    h2o_iovec_t v;
 
     if (i != -1) {
-        h2o_iovec_t v = req->headers.entries[i].value;
+        v = req->headers.entries[i].value;
         if (v.len > 7 && h2o_lcstris(v.base, 7, H2O_STRLIT("bearer "))) {
             h2o_iovec_t token = h2o_str_stripws(v.base + 7, v.len - 7);
             if (token.len != 0)
                 return token;
         }
     }
-    return find_header(req, H2O_STRLIT("x-api-key"));
+    if ((v = find_header(req, H2O_STRLIT("x-api-key"))).len != 0 ||
+        (v = find_header(req, H2O_STRLIT("x-goog-api-key"))).len != 0)
+        return v;
+    return percent_decode(&req->pool, query_param(req, H2O_STRLIT("key")));
 }
 
 /* returns an error message for a bad x-mock-* knob header, or NULL */
@@ -261,6 +308,17 @@ int exchange_apply_fault(mock_exchange_t *ex)
     ex->cut_at = 0;
     begin(ex, 502, NULL); /* the status is never sent */
     return 1;
+}
+
+char *exchange_event_buffer(mock_exchange_t *ex, size_t size)
+{
+    if (size <= sizeof(ex->scratch))
+        return ex->scratch;
+    if (size > ex->event_cap) {
+        ex->event_buf = h2o_mem_alloc_pool(&ex->req->pool, size);
+        ex->event_cap = size;
+    }
+    return ex->event_buf;
 }
 
 void exchange_serve(mock_exchange_t *ex, const char *content_type)

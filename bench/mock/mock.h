@@ -139,10 +139,13 @@ void hold_release(mock_hold_t *hold);          /* idempotent */
 
 typedef struct mock_exchange mock_exchange_t;
 
-/* An API surface (OpenAI chat, Anthropic messages, ...): how it renders errors and stream events. */
+/* An API surface (OpenAI chat, Anthropic messages, ...): how it reads requests and renders errors and stream events. */
 typedef struct mock_surface {
     /* JSON error body for status (message and code are JSON-safe literals, code may be NULL) */
     h2o_iovec_t (*render_error)(h2o_mem_pool_t *pool, int status, const char *code, const char *message);
+    /* completion-style surfaces: reads the request (body, and path or query where the surface puts things there) into
+     * ex->llm; returns a 400 message or NULL. A missing model is rejected by the caller. */
+    const char *(*parse)(mock_exchange_t *ex);
     /* completion-style surfaces: builds the non-streaming body into ex->body, or for a stream sets ex->nevents and
      * ex->cut_at (the events sent before a midstream fault: the first half of the content) */
     void (*plan)(mock_exchange_t *ex);
@@ -154,7 +157,7 @@ typedef struct mock_surface {
 typedef struct mock_completion {
     h2o_iovec_t model; /* raw JSON string content */
     int stream, include_usage;
-    int64_t max_tokens; /* -1: not given */
+    int64_t max_tokens; /* output token cap (max_tokens, max_output_tokens, ...), -1: not given */
     uint64_t chunks;    /* content pieces to produce */
     int truncated;      /* chunks were capped by max_tokens */
     uint64_t prompt_tokens, completion_tokens;
@@ -166,7 +169,7 @@ struct mock_exchange {
     h2o_req_t *req;
     const mock_surface_t *surface;
     mock_knobs_t knobs;
-    h2o_iovec_t key; /* upstream API key (bearer token or x-api-key), may be empty */
+    h2o_iovec_t key; /* upstream API key (bearer token, x-api-key, x-goog-api-key or ?key=), may be empty */
     mock_account_t acct;
     mock_outcome_t outcome;
     mock_completion_t llm;
@@ -178,6 +181,8 @@ struct mock_exchange {
     size_t cut_at;          /* pieces sent before the cut */
     uint64_t tokens_sent;   /* completion tokens in the events sent so far */
     int started;
+    char *event_buf; /* pool memory for stream events too large for scratch (see exchange_event_buffer) */
+    size_t event_cap;
 
     h2o_generator_t generator;
     mock_hold_t hold;
@@ -194,12 +199,31 @@ void exchange_reject(mock_exchange_t *ex, int status, const char *code, const ch
 int exchange_apply_fault(mock_exchange_t *ex);
 /* Answers 200 with ex->body, or with ex->nevents events from surface->render_event. */
 void exchange_serve(mock_exchange_t *ex, const char *content_type);
+/* Memory for rendering a stream event of up to size bytes: ex->scratch, or a pool buffer that is reused by the
+ * exchange's later events (like scratch, it is overwritten once h2o asks for the next event). */
+char *exchange_event_buffer(mock_exchange_t *ex, size_t size);
+/* The raw (still percent-encoded) value of query parameter name, or {NULL, 0} when absent. */
+h2o_iovec_t query_param(h2o_req_t *req, const char *name, size_t len);
 
 /* ---- completion.c: the request flow shared by completion-style surfaces ----------------------------------------------- */
 
+#define COMPLETION_MAX_MODEL_LEN 256 /* bytes of raw JSON string content */
+#define COMPLETION_BAD_JSON "We could not parse the JSON body of your request (expected a JSON object)."
+
 void completion_handle(h2o_req_t *req, const mock_surface_t *surface);
+/* surface->parse of the chat-style bodies (OpenAI chat, Anthropic): model, stream, stream_options.include_usage,
+ * max_tokens, max_completion_tokens */
+const char *completion_parse_chat(mock_exchange_t *ex);
+/* Readers of the shared request members for surface parsers: 0, or -1 if the value is invalid. A cap (token limit)
+ * may be given several times; the smallest applies. */
+int completion_set_model(mock_completion_t *llm, const mj_value_t *value);
+int completion_set_stream(mock_completion_t *llm, const mj_value_t *value);
+int completion_set_cap(mock_completion_t *llm, const mj_value_t *value);
 /* The deterministic content: piece i is two words, counted as two tokens. */
 const char *completion_piece(uint64_t i);
+/* Length of the whole text (all llm->chunks pieces), and writing it to dst (returns the end of what was written). */
+size_t completion_text_len(const mock_completion_t *llm);
+char *completion_write_text(const mock_completion_t *llm, char *dst);
 /* The non-streaming body head + all pieces + tail, with filler after the pieces up to the body-bytes knob. */
 h2o_iovec_t completion_body(mock_exchange_t *ex, const char *head, size_t head_len, const char *tail, size_t tail_len);
 
@@ -208,7 +232,11 @@ h2o_iovec_t completion_body(mock_exchange_t *ex, const char *head, size_t head_l
 void openai_chat(h2o_req_t *req);
 void openai_models(h2o_req_t *req);
 void anthropic_messages(h2o_req_t *req);
-extern const mock_surface_t openai_surface;
+void responses_create(h2o_req_t *req);
+void gemini_generate(h2o_req_t *req); /* both :generateContent and :streamGenerateContent */
+extern const mock_surface_t openai_surface, gemini_surface;
+/* the OpenAI error body, shared by the Responses surface */
+h2o_iovec_t openai_render_error(h2o_mem_pool_t *pool, int status, const char *code, const char *message);
 
 /* ---- router.c: dispatch table and plain responses ------------------------------------------------------------------- */
 

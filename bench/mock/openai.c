@@ -12,7 +12,7 @@ static const char models_json[] =
     "{\"id\":\"o3-mini\",\"object\":\"model\",\"created\":1700000000,\"owned_by\":\"mock\"}"
     "]}\n";
 
-static h2o_iovec_t render_error(h2o_mem_pool_t *pool, int status, const char *code, const char *message)
+h2o_iovec_t openai_render_error(h2o_mem_pool_t *pool, int status, const char *code, const char *message)
 {
     const char *type = status == 429 ? "requests" : status >= 500 ? "server_error" : "invalid_request_error";
 
@@ -88,7 +88,7 @@ static h2o_iovec_t render_event(mock_exchange_t *ex, size_t index)
     return h2o_iovec_init(buf, (size_t)n);
 }
 
-const mock_surface_t openai_surface = {render_error, plan, render_event};
+const mock_surface_t openai_surface = {openai_render_error, completion_parse_chat, plan, render_event};
 
 void openai_chat(h2o_req_t *req)
 {

@@ -1,10 +1,14 @@
-/* router.c - the dispatch table from method + path to handler, and plain (unaccounted) responses. */
+/* router.c - the dispatch table from method + path (exact, or a pattern with one `*`) to handler, and plain
+ * (unaccounted) responses. */
 #include <string.h>
 
 #include "mock.h"
 
 #define MOCK_PREFIX "/_mock/"
+#define GEMINI_PREFIX "/v1beta/"
 
+/* A route path matches the normalized request path (no query) exactly, except that a `*` in it matches one or more
+ * bytes other than '/'. Routes are tried in order. */
 static const struct route {
     const char *method, *path;
     void (*handle)(h2o_req_t *req);
@@ -15,6 +19,10 @@ static const struct route {
     {"GET", "/v1/models", openai_models},
     {"GET", "/models", openai_models},
     {"POST", "/v1/messages", anthropic_messages},
+    {"POST", "/v1/responses", responses_create},
+    {"POST", "/responses", responses_create},
+    {"POST", "/v1beta/models/*:generateContent", gemini_generate},
+    {"POST", "/v1beta/models/*:streamGenerateContent", gemini_generate},
     /* management */
     {"GET", "/_mock/stats", stats_handle_get},
     {"POST", "/_mock/reset", stats_handle_reset},
@@ -29,6 +37,7 @@ const char *status_reason(int status)
     case 200: return "OK";
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
+    case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 429: return "Too Many Requests";
@@ -48,16 +57,37 @@ void respond(h2o_req_t *req, int status, const char *content_type, h2o_iovec_t b
     h2o_send_inline(req, body.base, body.len);
 }
 
-/* unknown path or method: management paths get a plain answer, upstream ones an accounted OpenAI-style error */
+static int has_prefix(h2o_iovec_t path, const char *prefix)
+{
+    return path.len >= strlen(prefix) && memcmp(path.base, prefix, strlen(prefix)) == 0;
+}
+
+static int path_matches(h2o_iovec_t path, const char *pattern)
+{
+    const char *star = strchr(pattern, '*');
+    size_t head, tail;
+
+    if (star == NULL)
+        return h2o_memis(path.base, path.len, pattern, strlen(pattern));
+    head = (size_t)(star - pattern);
+    tail = strlen(star + 1);
+    return path.len > head + tail && memcmp(path.base, pattern, head) == 0 &&
+           memcmp(path.base + path.len - tail, star + 1, tail) == 0 &&
+           memchr(path.base + head, '/', path.len - head - tail) == NULL;
+}
+
+/* unknown path or method: management paths get a plain answer, upstream ones an accounted error (Gemini-style under
+ * /v1beta/, else OpenAI-style) */
 static void no_route(h2o_req_t *req, int status)
 {
     const char *message = status == 404 ? "Unknown request URL (tollgate-mock)." : "Method not allowed (tollgate-mock).";
     h2o_iovec_t path = req->path_normalized;
+    const mock_surface_t *surface = has_prefix(path, GEMINI_PREFIX) ? &gemini_surface : &openai_surface;
     mock_exchange_t *ex;
 
-    if (path.len >= strlen(MOCK_PREFIX) && memcmp(path.base, MOCK_PREFIX, strlen(MOCK_PREFIX)) == 0)
+    if (has_prefix(path, MOCK_PREFIX))
         respond(req, status, "application/json", openai_surface.render_error(&req->pool, status, NULL, message));
-    else if ((ex = exchange_new(req, &openai_surface)) != NULL)
+    else if ((ex = exchange_new(req, surface)) != NULL)
         exchange_reject(ex, status, NULL, message);
 }
 
@@ -67,7 +97,7 @@ int router_on_req(h2o_handler_t *self, h2o_req_t *req)
 
     for (size_t i = 0; i != sizeof(routes) / sizeof(routes[0]); ++i) {
         const struct route *r = &routes[i];
-        if (!h2o_memis(req->path_normalized.base, req->path_normalized.len, r->path, strlen(r->path)))
+        if (!path_matches(req->path_normalized, r->path))
             continue;
         path_known = 1;
         if (h2o_memis(req->method.base, req->method.len, r->method, strlen(r->method))) {
