@@ -57,19 +57,36 @@ static int scan_literal(cursor_t *c, const char *word, tg_json_type_t type, tg_j
     return 0;
 }
 
+static int digits(cursor_t *c)
+{
+    const char *start = c->p;
+    while (c->p < c->end && *c->p >= '0' && *c->p <= '9')
+        c->p++;
+    return c->p > start;
+}
+
+/* JSON number grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
 static int scan_number(cursor_t *c, tg_json_span_t *out)
 {
     const char *start = c->p;
     if (c->p < c->end && *c->p == '-')
         c->p++;
-    int digits = 0;
-    while (c->p < c->end && ((*c->p >= '0' && *c->p <= '9') || *c->p == '.' || *c->p == 'e' || *c->p == 'E' ||
-                             *c->p == '+' || *c->p == '-')) {
-        digits += (*c->p >= '0' && *c->p <= '9');
+    if (c->p < c->end && *c->p == '0')
         c->p++;
-    }
-    if (!digits)
+    else if (!digits(c))
         return -1;
+    if (c->p < c->end && *c->p == '.') {
+        c->p++;
+        if (!digits(c))
+            return -1;
+    }
+    if (c->p < c->end && (*c->p == 'e' || *c->p == 'E')) {
+        c->p++;
+        if (c->p < c->end && (*c->p == '+' || *c->p == '-'))
+            c->p++;
+        if (!digits(c))
+            return -1;
+    }
     if (out) {
         out->p = start;
         out->len = (size_t)(c->p - start);
@@ -199,8 +216,8 @@ int tg_json_get_u64(const char *p, size_t n, const char *key, uint64_t *out)
     uint64_t x = 0;
     for (size_t i = 0; i < v.len; i++) {
         char ch = v.p[i];
-        if (ch < '0' || ch > '9')
-            break;
+        if (ch < '0' || ch > '9' || x > (UINT64_MAX - (uint64_t)(ch - '0')) / 10)
+            return 0; /* negative, fractional, exponent or too large: not an unsigned integer */
         x = x * 10 + (uint64_t)(ch - '0');
     }
     *out = x;

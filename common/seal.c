@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -27,6 +28,23 @@ static int hex_key_ok(const char *s)
 {
     size_t n = strspn(s, "0123456789abcdefABCDEF");
     return n == 2 * TG_MASTER_KEY_LEN && (s[n] == '\0' || s[n] == '\n');
+}
+
+/* fsyncs the directory holding PATH, so a new name in it survives a crash. */
+static void sync_parent_dir(const char *path)
+{
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *(slash == dir ? slash + 1 : slash) = '\0';
+    else
+        snprintf(dir, sizeof(dir), ".");
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
 }
 
 int tg_master_key_load(const char *file, uint8_t key[TG_MASTER_KEY_LEN], char **err)
@@ -62,15 +80,23 @@ int tg_master_key_load(const char *file, uint8_t key[TG_MASTER_KEY_LEN], char **
     }
     tg_hex(key, TG_MASTER_KEY_LEN, buf);
     buf[2 * TG_MASTER_KEY_LEN] = '\n';
-    fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0 || write(fd, buf, 2 * TG_MASTER_KEY_LEN + 1) != 2 * TG_MASTER_KEY_LEN + 1 || fsync(fd) != 0) {
+    /* written to a temporary file and linked into place: a crash never leaves a partial key */
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s.tmp.%d", file, (int)getpid());
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int ok = fd >= 0 && write(fd, buf, 2 * TG_MASTER_KEY_LEN + 1) == 2 * TG_MASTER_KEY_LEN + 1 && fsync(fd) == 0;
+    if (fd >= 0)
+        close(fd);
+    if (!ok || link(tmp, file) != 0) {
         if (asprintf(err, "%s: cannot write master key: %s", file, strerror(errno)) < 0)
             *err = NULL;
-        if (fd >= 0)
-            close(fd);
+        unlink(tmp);
+        OPENSSL_cleanse(buf, sizeof(buf));
         return -1;
     }
-    close(fd);
+    unlink(tmp);
+    OPENSSL_cleanse(buf, sizeof(buf));
+    sync_parent_dir(file);
     return 0;
 }
 
@@ -102,8 +128,10 @@ int tg_unseal(const uint8_t key[TG_MASTER_KEY_LEN], const uint8_t *sealed, size_
         EVP_DecryptFinal_ex(ctx, (unsigned char *)out + n, &fin) == 1)
         ok = 1;
     EVP_CIPHER_CTX_free(ctx);
-    if (!ok)
+    if (!ok) {
+        OPENSSL_cleanse(out, cap); /* never leave unauthenticated plaintext behind */
         return -1;
+    }
     out[n + fin] = '\0';
     return n + fin;
 }

@@ -35,7 +35,12 @@ int tg_ring_push(tg_arena_t *a, const void *data, size_t len)
     s->pid = (int32_t)getpid();
     s->len = (uint32_t)len;
     memcpy(s->data, data, len);
-    atomic_store_explicit(&s->seq, pos + 1, memory_order_release);
+    /* CAS, not a store: if the consumer gave this claim up for dead (a producer stalled for
+     * seconds) and recycled the slot, publishing now would corrupt the ring; the record is
+     * reported as lost instead */
+    uint64_t expect = pos;
+    if (!atomic_compare_exchange_strong_explicit(&s->seq, &expect, pos + 1, memory_order_release, memory_order_relaxed))
+        return TG_RING_LOST;
     return TG_RING_OK;
 }
 
@@ -81,8 +86,16 @@ void tg_ring_release(tg_arena_t *a, uint64_t end)
     atomic_store_explicit(&a->hdr->ring_tail, end, memory_order_release);
 }
 
-void tg_ring_skip(tg_arena_t *a, uint64_t pos)
+int tg_ring_skip(tg_arena_t *a, uint64_t pos)
 {
+    tg_ring_slot_t *s = slot_at(a, pos);
+    uint64_t expect = pos;
+    /* only a claim still unpublished is skipped: a producer that publishes at the last moment wins */
+    if (!atomic_compare_exchange_strong_explicit(&s->seq, &expect, pos + a->hdr->ring_slots, memory_order_acq_rel,
+                                                 memory_order_relaxed))
+        return -1;
     atomic_fetch_add(&a->hdr->ring_skipped, 1);
-    tg_ring_release(a, pos + 1);
+    s->pid = 0;
+    atomic_store_explicit(&a->hdr->ring_tail, pos + 1, memory_order_release);
+    return 0;
 }

@@ -19,9 +19,10 @@
 
 #include <stddef.h>
 
-enum { TG_RING_OK = 0, TG_RING_FULL, TG_RING_EMPTY, TG_RING_PENDING, TG_RING_STUCK, TG_RING_TOOBIG };
+enum { TG_RING_OK = 0, TG_RING_FULL, TG_RING_EMPTY, TG_RING_PENDING, TG_RING_STUCK, TG_RING_TOOBIG, TG_RING_LOST };
 
-/** Appends one record of LEN bytes (≤ TG_RING_PAYLOAD). TG_RING_OK or TG_RING_FULL / TG_RING_TOOBIG. */
+/** Appends one record of LEN bytes (≤ TG_RING_PAYLOAD). TG_RING_OK or TG_RING_FULL / TG_RING_TOOBIG, or
+ * TG_RING_LOST when this producer stalled so long after its claim that the consumer skipped it. */
 int tg_ring_push(tg_arena_t *a, const void *data, size_t len);
 /** Records in the ring not yet released by the consumer. */
 uint64_t tg_ring_used(const tg_arena_t *a);
@@ -32,7 +33,8 @@ int tg_ring_peek(tg_arena_t *a, uint64_t pos, const uint8_t **data, size_t *len)
 uint64_t tg_ring_tail(const tg_arena_t *a);
 /** Consumer: recycles every slot before END and moves the shared tail there. */
 void tg_ring_release(tg_arena_t *a, uint64_t end);
-/** Consumer: recycles a stuck slot at POS == tail (its producer died mid-write). */
-void tg_ring_skip(tg_arena_t *a, uint64_t pos);
+/** Consumer: recycles a stuck slot at POS == tail (its producer died mid-write). 0, or -1 when
+ * the producer published after all (read it normally then). */
+int tg_ring_skip(tg_arena_t *a, uint64_t pos);
 
 #endif

@@ -29,10 +29,10 @@ static void pack_key(msgpack_packer *pk, const char *k)
     msgpack_pack_str_body(pk, k, n);
 }
 
-static void pack_str(msgpack_packer *pk, const char *k, const char *v)
+static void pack_str(msgpack_packer *pk, const char *k, const char *v, size_t cap)
 {
     pack_key(pk, k);
-    size_t n = strnlen(v, 255);
+    size_t n = strnlen(v, cap);
     msgpack_pack_str(pk, n);
     msgpack_pack_str_body(pk, v, n);
 }
@@ -49,12 +49,12 @@ int tg_usage_encode(const tg_usage_t *u, uint8_t *buf, size_t cap)
     msgpack_packer pk;
     msgpack_packer_init(&pk, &fb, fixed_write);
     msgpack_pack_map(&pk, 15);
-    pack_str(&pk, "rid", u->request_id);
+    pack_str(&pk, "rid", u->request_id, sizeof(u->request_id));
     pack_u64(&pk, "ts", u->ts_ms);
     pack_u64(&pk, "acct", u->account_id);
     pack_u64(&pk, "key", u->upstream_id);
-    pack_str(&pk, "model", u->model);
-    pack_str(&pk, "path", u->path);
+    pack_str(&pk, "model", u->model, sizeof(u->model));
+    pack_str(&pk, "path", u->path, sizeof(u->path));
     pack_u64(&pk, "st", u->status);
     pack_u64(&pk, "fl", u->flags);
     pack_u64(&pk, "pt", u->prompt_tokens);

@@ -9,7 +9,7 @@
 #include "worker/relay.h"
 #include "worker/worker.h"
 
-static const tg_relay_hooks_t g_forward_hooks = {NULL, NULL, NULL, NULL};
+static const tg_relay_hooks_t g_forward_hooks = {0};
 
 static const char *copy_header(h2o_req_t *req, const char *name)
 {

@@ -167,15 +167,20 @@ static int on_head(void *ud, int status, const tg_xfer_header_t *h, size_t n)
     return 0;
 }
 
+void tg_relay_emit(tg_relay_t *r, const char *p, size_t n)
+{
+    h2o_iovec_t dst = h2o_buffer_reserve(&r->recv, n);
+    memcpy(dst.base, p, n);
+    r->recv->size += n;
+    r->events++;
+}
+
 static int relay_event(void *ud, const char *ev, size_t len)
 {
     tg_relay_t *r = ud;
     if (r->hooks->on_event && !r->hooks->on_event(r, ev, len))
         return 0;
-    h2o_iovec_t dst = h2o_buffer_reserve(&r->recv, len);
-    memcpy(dst.base, ev, len);
-    r->recv->size += len;
-    r->events++;
+    tg_relay_emit(r, ev, len);
     return 0;
 }
 
@@ -256,12 +261,14 @@ static void on_done(void *ud, int err, const char *message)
     if (err)
         tg_debug("upstream exchange ended: %s", message);
     if (r->streaming) {
-        if (tg_sse_pending(&r->sse)) { /* a truncated last event: pass its bytes on as they are */
+        if (tg_sse_pending(&r->sse) && !r->hooks->on_stream_end) { /* a truncated last event: pass it on as it is */
             h2o_iovec_t dst = h2o_buffer_reserve(&r->recv, r->sse.partial->size);
             memcpy(dst.base, r->sse.partial->bytes, r->sse.partial->size);
             r->recv->size += r->sse.partial->size;
             h2o_buffer_consume(&r->sse.partial, r->sse.partial->size);
         }
+        if (r->hooks->on_stream_end)
+            r->hooks->on_stream_end(r);
         flush(r);
         return;
     }
@@ -275,6 +282,8 @@ static void on_done(void *ud, int err, const char *message)
         return;
     }
     h2o_iovec_t body = h2o_iovec_init(r->recv->bytes, r->recv->size);
+    if (r->hooks->transform)
+        body = r->hooks->transform(r, body);
     finish_once(r, body);
     start_response(r, body.len);
     r->final_sent = 1;

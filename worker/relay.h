@@ -28,6 +28,12 @@ typedef struct tg_relay_hooks {
     int (*on_failure)(tg_relay_t *r, int status, int err, const tg_xfer_header_t *headers, size_t n);
     /** A good answer's headers arrived (the attempt succeeded). May be NULL. */
     int (*on_success)(tg_relay_t *r);
+    /** A non-stream answer (any status) is complete: returns the body the client gets, e.g.
+     * translated to the client's surface (in the request pool), or BODY itself. May be NULL. */
+    h2o_iovec_t (*transform)(tg_relay_t *r, h2o_iovec_t body);
+    /** A relayed event stream ended (cleanly or not) before its last bytes go out: closing
+     * events may be added with tg_relay_emit. May be NULL. */
+    void (*on_stream_end)(tg_relay_t *r);
 } tg_relay_hooks_t;
 
 struct tg_relay {
@@ -59,6 +65,8 @@ struct tg_relay {
 
 /** Allocates a relay in REQ's pool. */
 tg_relay_t *tg_relay_create(h2o_req_t *req, const tg_relay_hooks_t *hooks, void *owner);
+/** Queues bytes for the client of a streaming answer (from on_event or on_stream_end). */
+void tg_relay_emit(tg_relay_t *r, const char *p, size_t n);
 /** Starts the exchange; on failure answers 502 itself and returns -1. */
 int tg_relay_start(tg_relay_t *r, const tg_xfer_request_t *xreq);
 

@@ -36,11 +36,11 @@ static size_t boundary(const char *p, size_t n, size_t from)
     return 0;
 }
 
-static int emit_all(const char *p, size_t n, size_t *used, tg_sse_event_cb cb, void *ud)
+static int emit_all(const char *p, size_t n, size_t max, size_t *used, tg_sse_event_cb cb, void *ud)
 {
     size_t off = 0, end;
     while (off < n && (end = boundary(p + off, n - off, 0)) != 0) {
-        if (cb(ud, p + off, end) != 0)
+        if (end > max || cb(ud, p + off, end) != 0)
             return -1;
         off += end;
     }
@@ -52,7 +52,7 @@ int tg_sse_feed(tg_sse_t *s, const char *p, size_t n, size_t max, tg_sse_event_c
 {
     if (s->partial->size == 0) {
         size_t used;
-        if (emit_all(p, n, &used, cb, ud) != 0)
+        if (emit_all(p, n, max, &used, cb, ud) != 0)
             return -1;
         p += used;
         n -= used;
@@ -65,10 +65,10 @@ int tg_sse_feed(tg_sse_t *s, const char *p, size_t n, size_t max, tg_sse_event_c
         if (end == 0)
             return s->partial->size > max ? -1 : 0;
         /* the held event is complete: emit it, then whatever else is whole */
-        if (cb(ud, s->partial->bytes, end) != 0)
+        if (end > max || cb(ud, s->partial->bytes, end) != 0)
             return -1;
         size_t used;
-        if (emit_all(s->partial->bytes + end, s->partial->size - end, &used, cb, ud) != 0)
+        if (emit_all(s->partial->bytes + end, s->partial->size - end, max, &used, cb, ud) != 0)
             return -1;
         h2o_buffer_consume(&s->partial, end + used);
         return s->partial->size > max ? -1 : 0;
@@ -87,19 +87,18 @@ int tg_sse_data(const char *ev, size_t len, const char **p, size_t *n)
 {
     const char *end = ev + len;
     for (const char *line = ev; line < end;) {
-        const char *nl = memchr(line, '\n', (size_t)(end - line));
-        const char *lend = nl ? nl : end;
+        const char *lend = line; /* lines end at LF, CR or CRLF */
+        while (lend < end && *lend != '\n' && *lend != '\r')
+            lend++;
         if (lend - line >= 5 && memcmp(line, "data:", 5) == 0) {
             const char *v = line + 5;
             if (v < lend && *v == ' ')
                 v++;
-            while (lend > v && lend[-1] == '\r')
-                lend--;
             *p = v;
             *n = (size_t)(lend - v);
             return 0;
         }
-        line = nl ? nl + 1 : end;
+        line = lend < end && *lend == '\r' && lend + 1 < end && lend[1] == '\n' ? lend + 2 : lend + 1;
     }
     return -1;
 }
