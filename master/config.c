@@ -797,6 +797,14 @@ static const tg_field_t tg_bootstrap_fields[] = {
 };
 static const tg_table_t tg_bootstrap_table = {tg_bootstrap_fields, TG_NELEM(tg_bootstrap_fields), NULL};
 
+static const char *const tg_bool_names[] = {"false", "true"};
+static const tg_field_t tg_store_fields[] = {
+    TG_NUM("usage_retention_days", tg_config_t, store.usage_retention_days, tg_num_integer, 0, 36500, 90, NULL, false),
+    {.name = "allow_private_providers", .kind = TG_F_ENUM, .offset = offsetof(tg_config_t, store.allow_private_providers),
+     .width = TG_MEMBER_SIZE(tg_config_t, store.allow_private_providers), .names = tg_bool_names, .n_names = 2, .def_num = 0},
+};
+static const tg_table_t tg_store_table = {tg_store_fields, TG_NELEM(tg_store_fields), NULL};
+
 /* Fills what depends on other fields: default listen address, root key path, key count limit. */
 static int tg_root_finish(tg_walk_t *w, const yaml_node_t *map, const char *prefix, void *base)
 {
@@ -834,6 +842,7 @@ static const tg_field_t tg_root_fields[] = {
     TG_SECTION("upstream", tg_upstream_table, false),
     TG_SECTION("log", tg_log_table, false),
     TG_SECTION("bootstrap", tg_bootstrap_table, false),
+    TG_SECTION("store", tg_store_table, false),
     {.name = "keys", .kind = TG_F_LIST, .offset = offsetof(tg_config_t, keys), .list = &tg_keys_list, .min = 0,
      .max = TG_MIB},
 };

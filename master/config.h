@@ -59,6 +59,10 @@ typedef struct tg_config {
     struct {
         char *root_key_file;    /* default "<data_dir>/root.key" */
     } bootstrap;
+    struct {
+        uint32_t usage_retention_days; /* raw usage rows kept this long; 0 = forever; default 90 */
+        int allow_private_providers;   /* POST /x-keys may name loopback/private hosts; default false */
+    } store;
     tg_key_seed_t *keys;
     size_t n_keys;
 } tg_config_t;

@@ -23,6 +23,7 @@
 #include "master/config.h"
 #include "master/supervise.h"
 #include "shm/arena.h"
+#include "store/admin.h"
 #include "store/dump.h"
 
 static void usage(FILE *out)
@@ -121,20 +122,30 @@ static char *join(const char *dir, const char *name)
     return p;
 }
 
-/* `tollgate admin usage -c FILE`: operator commands that read the store. */
+/* `tollgate admin COMMAND [ARG] [-c FILE]`: operator commands on the store.
+ *   usage        every stored usage record as a JSON line
+ *   verify       reconcile ledger, cards and usage per account (exit 1 on any disagreement)
+ *   backup DIR   RocksDB checkpoint (+ master key) into DIR, also while tollgate runs
+ *   restore DIR  replace the database with a backup (tollgate must be stopped) */
 static int admin_main(int argc, char **argv)
 {
-    const char *config_path = "conf/tollgate.yaml";
-    if (argc < 2 || strcmp(argv[1], "usage") != 0) {
-        fprintf(stderr, "usage: tollgate admin usage [-c FILE]\n");
+    const char *config_path = "conf/tollgate.yaml", *cmd = argc >= 2 ? argv[1] : "", *arg = NULL;
+    int needs_arg = strcmp(cmd, "backup") == 0 || strcmp(cmd, "restore") == 0;
+    if (strcmp(cmd, "usage") != 0 && strcmp(cmd, "verify") != 0 && !needs_arg) {
+        fprintf(stderr, "usage: tollgate admin usage|verify [-c FILE]\n"
+                        "       tollgate admin backup|restore DIR [-c FILE]\n");
         return 2;
     }
     for (int i = 2; i < argc; i++) {
         if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc)
             config_path = argv[++i];
+        else if (needs_arg && arg == NULL && argv[i][0] != '-')
+            arg = argv[i];
         else
             return fail("admin: unknown argument %s%s", argv[i], "");
     }
+    if (needs_arg && arg == NULL)
+        return fail("admin %s: give the backup directory%s", cmd, "");
     tg_config_t cfg;
     char *err = NULL;
     if (tg_config_load(config_path, &cfg, &err) != 0) {
@@ -142,8 +153,16 @@ static int admin_main(int argc, char **argv)
         free(err);
         return 1;
     }
-    int rc = tg_store_dump_usage(cfg.data_dir, stdout, &err);
-    if (rc != 0) {
+    int rc;
+    if (strcmp(cmd, "usage") == 0)
+        rc = tg_store_dump_usage(cfg.data_dir, stdout, &err);
+    else if (strcmp(cmd, "verify") == 0)
+        rc = tg_admin_verify(cfg.data_dir, stdout, &err);
+    else if (strcmp(cmd, "backup") == 0)
+        rc = tg_admin_backup(cfg.data_dir, arg, stdout, &err);
+    else
+        rc = tg_admin_restore(cfg.data_dir, arg, stdout, &err);
+    if (rc < 0 || (rc != 0 && err)) {
         fprintf(stderr, "tollgate: %s\n", err ? err : "cannot read the store");
         free(err);
     }

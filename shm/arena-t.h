@@ -6,6 +6,7 @@
  * match (magic, version, sizes) is recreated, never reused.
  *
  *   [header][account slots][key index][upstream key slots][usage ring slots]
+ *   [policy heap][model-limit states][reservation lanes][policy snapshots x 2][key-pool cursors]
  */
 #ifndef TG_ARENA_T_H
 #define TG_ARENA_T_H
@@ -14,7 +15,7 @@
 #include <stdint.h>
 
 #define TG_ARENA_MAGIC 0x314e455241475454ULL /* "TTGARENA1" little-endian-ish tag */
-#define TG_ARENA_VERSION 1u
+#define TG_ARENA_VERSION 2u
 
 #define TG_NAME_MAX 64
 #define TG_URL_MAX 256
@@ -26,26 +27,116 @@
 #define TG_ACCT_SUSPENDED 0x4u /* set by the system (balance, HardLimit) */
 #define TG_ACCT_ROOT 0x8u
 #define TG_ACCT_OWNER 0x10u
+#define TG_ACCT_LIMITED 0x20u    /* some of RPM..TPD is set: the limiter charges this slot (derived at publish) */
+#define TG_ACCT_POLICY 0x40u     /* `policy` refers to a compiled blob in the policy heap (derived at publish) */
+#define TG_ACCT_POLICY_BAD 0x80u /* the account's lists could not be compiled or stored: refuse its calls */
 
-/* One account. Settings are written only by the persister inside the seqlock (seq odd while
- * writing); workers read them with tg_account_read(). Counters are atomics any process may add to. */
+#define TG_SLOT_NONE 0xffffffffu
+
+/* Rate-limit state indexes: GCRA theoretical arrival times (tat[]) and calendar-day counters (day[]). */
+enum { TG_TAT_RPM = 0, TG_TAT_RPH, TG_TAT_TPM, TG_TAT_TPH, TG_TAT_COUNT };
+enum { TG_DAY_RPD = 0, TG_DAY_TPD, TG_DAYC_COUNT };
+
+/* Reference from an account slot to its compiled policy blob in the policy heap (shm/policy.h).
+ * gen 0 = none. A blob is found at heap offset off16 * 16 and is valid while its block header
+ * carries the same gen. */
+typedef struct tg_policy_ref {
+    uint64_t gen;
+    uint32_t off16;
+    uint32_t len;
+} tg_policy_ref_t;
+
+/* One account: 6 cache lines (384 bytes).
+ * Lines 0-3, settings: written only by the persister inside the seqlock (seq odd while writing);
+ *   workers read them with tg_account_read() / tg_account_read_limits().
+ * Line 4, money: atomics any process adds to (credit.h).
+ * Line 5, limiter: GCRA timestamps and day counters (limiter.h), charged by this account's
+ *   requests and by its descendants' (an ancestor's limits cap its whole subtree). */
 typedef struct tg_account {
     _Atomic uint32_t seq;
     uint32_t flags;
     uint64_t id;
+    uint8_t key_hash[32]; /* in the first cache line with seq: a key lookup's confirmation reads one line */
     uint64_t parent_id;
     uint64_t owner_id;
+    uint64_t up_id;      /* id expected at up_slot: the nearest ancestor that exists */
+    uint32_t up_slot;    /* TG_SLOT_NONE at the top */
+    uint32_t owner_slot; /* TG_SLOT_NONE when unknown */
     int32_t level;
     uint32_t depth;
-    uint8_t key_hash[32];
+    int32_t gear;
+    uint32_t rpm, rph, rpd; /* 0 = unlimited */
+    uint64_t tpm, tph, tpd;
+    uint64_t allow_levels; /* bit L-1 allows level L (1..64); 0 = unrestricted */
+    uint64_t rates_ppm;    /* Rates x 1e6 */
+    uint64_t factor_ppm;   /* Factor x 1e6 */
+    int64_t hard_limit;    /* monthly, nano-dollars; 0 = none */
+    int64_t soft_limit;
+    tg_policy_ref_t policy;
     char name[TG_NAME_MAX];
-    /* money, nano-dollars */
-    _Atomic int64_t balance;  /* published by the persister: spendable balance */
-    _Atomic int64_t reserved; /* in-flight reservations (workers) */
+    /* money, nano-dollars (line 4) */
+    _Atomic int64_t balance __attribute__((aligned(64))); /* published by the persister: spendable balance */
+    _Atomic int64_t reserved; /* in-flight reservations (workers; journalled per process, credit.h) */
     _Atomic int64_t spent;    /* settled but not yet drained into the ledger (workers add, persister subtracts) */
     _Atomic uint64_t requests;
-    uint8_t _reserved[40];
+    _Atomic uint64_t month;    /* month tag (8 bits) << 56 | nano-dollars settled in that month */
+    _Atomic int64_t overshoot; /* sum of (real - estimate) over requests that cost more than reserved */
+    _Atomic uint32_t soft_month; /* 1 + month tag in which SoftLimit was reached (0: not yet): for a notice */
+    uint32_t _pad1;
+    uint64_t _pad2;
+    /* limiter (line 5) */
+    _Atomic uint64_t tat[TG_TAT_COUNT] __attribute__((aligned(64))); /* CLOCK_MONOTONIC ns */
+    _Atomic uint64_t day[TG_DAYC_COUNT];                             /* day tag (16 bits) << 48 | count */
+    uint64_t _pad3[2];
 } __attribute__((aligned(64))) tg_account_t;
+
+/* Limiter state of one ModelLimits / MODEL_LIMITS entry, in the model-limit region; the persister
+ * assigns an entry per (account, model pattern) or (owner, model pattern). */
+typedef struct tg_mlim_state {
+    _Atomic uint64_t tat[TG_TAT_COUNT];
+    _Atomic uint64_t day[TG_DAYC_COUNT];
+    uint64_t _pad[2];
+} __attribute__((aligned(64))) tg_mlim_state_t;
+
+/* Policy heap block header; the payload follows. gen is even and non-zero while the block holds a
+ * published blob, odd while the persister writes it, 0 when free. cls never changes once set. */
+typedef struct tg_heap_block {
+    _Atomic uint64_t gen;
+    uint32_t cls; /* block size = 64 << cls bytes, header included */
+    uint32_t len; /* payload bytes */
+} tg_heap_block_t;
+
+/* Reservation journal (credit.h): one lane per process that reserves credit. */
+#define TG_LANES 128u
+#define TG_LANE_HOLDS 8192u
+typedef struct tg_hold {
+    _Atomic uint32_t state; /* TG_HOLD_FREE / TG_HOLD_ACTIVE */
+    uint32_t slot;
+    int64_t amount;
+    uint64_t t_ms;
+    uint64_t _pad;
+} tg_hold_t;
+typedef struct tg_lane {
+    _Atomic uint64_t owner;       /* 0 free; TG_LANE_OWNED | pid, or TG_LANE_RECLAIMING | reclaimer pid */
+    _Atomic uint64_t start_ticks; /* the owner's start time (/proc/PID/stat field 22): tells a reused pid */
+    _Atomic uint64_t reclaimed;   /* holds reclaimed from dead owners over the lane's life */
+    uint8_t _pad[40];
+    tg_hold_t holds[TG_LANE_HOLDS];
+} __attribute__((aligned(64))) tg_lane_t;
+
+/* Policy snapshot buffer (policy.h): two of them, the active one is hdr->policy_gen & 1. */
+typedef struct tg_policy_buf {
+    uint64_t gen;
+    uint32_t len;
+    uint32_t _pad;
+    uint8_t data[];
+} tg_policy_buf_t;
+
+/* Round-robin cursor of one (owner, level) key pool (keypool.h). */
+typedef struct tg_rr_cursor {
+    _Atomic uint64_t key; /* 0 empty; else owner_id << 16 | level + 1 */
+    _Atomic uint64_t next;
+} tg_rr_cursor_t;
 
 /* Key index entry: SHA-256 of an API key → account slot. Open addressing, linear probing.
  * `word` packs a generation (high 32 bits) and slot+1 (low 32 bits; 0 empty, UINT32_MAX deleted),
@@ -77,6 +168,7 @@ typedef struct tg_upstream {
     _Atomic uint32_t consecutive_failures;
     _Atomic uint64_t requests;
     _Atomic uint64_t failures;
+    _Atomic uint32_t disabled; /* set by a worker when the provider refused the key (401/403); cleared on publish */
 } __attribute__((aligned(64))) tg_upstream_t;
 
 /* Usage ring: bounded multi-producer single-consumer queue of fixed-size slots (Vyukov's
@@ -113,6 +205,16 @@ typedef struct tg_arena_hdr {
     _Atomic uint64_t ring_tail __attribute__((aligned(64)));
     _Atomic uint64_t ring_full_events;
     _Atomic uint64_t ring_skipped; /* claims abandoned by dead producers */
+    /* quota engine regions (shm/policy.h, credit.h, keypool.h) */
+    uint64_t heap_bytes;
+    uint32_t mlim_slots, n_lanes, lane_holds, policy_buf_size, cursor_slots, _pad1;
+    uint64_t off_heap, off_mlim, off_lanes, off_policy, off_cursors;
+    uint8_t boot_id[16]; /* kernel boot id when the limiter clocks were last valid (CLOCK_MONOTONIC) */
+    _Atomic uint64_t heap_top __attribute__((aligned(64))); /* persister: bump pointer of the policy heap */
+    _Atomic uint64_t heap_gen;    /* persister: last blob generation handed out */
+    _Atomic uint32_t mlim_top;    /* persister: model-limit states ever handed out */
+    _Atomic uint32_t _pad2;
+    _Atomic uint64_t policy_gen __attribute__((aligned(64))); /* snapshot generation; the active buffer is gen & 1 */
 } tg_arena_hdr_t;
 
 typedef struct tg_arena {
@@ -124,6 +226,15 @@ typedef struct tg_arena {
     tg_index_entry_t *index;
     tg_upstream_t *upstreams;
     tg_ring_slot_t *ring;
+    uint8_t *heap;
+    tg_mlim_state_t *mlim;
+    tg_lane_t *lanes;
+    tg_policy_buf_t *policy[2];
+    tg_rr_cursor_t *cursors;
+    /* process-private state of the quota engine (never in the arena): the persister's policy
+     * writer and this process's reservation lane; created on first use, freed by tg_arena_close */
+    struct tg_policy_writer *writer;
+    struct tg_credit_local *credit;
 } tg_arena_t;
 
 #endif

@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "shm/credit.h"
+#include "shm/policy.h"
 
 static uint64_t align_up(uint64_t v, uint64_t a)
 {
@@ -49,6 +51,23 @@ static void layout(tg_arena_hdr_t *h, const tg_arena_sizes_t *sizes)
     off = align_up(off + (uint64_t)h->max_upstreams * h->upstream_size, 4096);
     h->off_ring = off;
     off = align_up(off + (uint64_t)h->ring_slots * h->ring_slot_size, 4096);
+    /* quota engine regions (docs/quota.md): sparse until used */
+    h->heap_bytes = align_up((uint64_t)h->max_accounts * TG_HEAP_BYTES_PER_ACCOUNT + TG_HEAP_BYTES_BASE, 4096);
+    h->mlim_slots = h->max_accounts / 8 + 4096;
+    h->n_lanes = TG_LANES;
+    h->lane_holds = TG_LANE_HOLDS;
+    h->policy_buf_size = TG_POLICY_BUF_SIZE;
+    h->cursor_slots = pow2_at_least((uint64_t)h->max_upstreams * 2 < 64 ? 64 : (uint64_t)h->max_upstreams * 2);
+    h->off_heap = off;
+    off = align_up(off + h->heap_bytes, 4096);
+    h->off_mlim = off;
+    off = align_up(off + (uint64_t)h->mlim_slots * sizeof(tg_mlim_state_t), 4096);
+    h->off_lanes = off;
+    off = align_up(off + (uint64_t)h->n_lanes * sizeof(tg_lane_t), 4096);
+    h->off_policy = off;
+    off = align_up(off + 2 * (uint64_t)h->policy_buf_size, 4096);
+    h->off_cursors = off;
+    off = align_up(off + (uint64_t)h->cursor_slots * sizeof(tg_rr_cursor_t), 4096);
     h->total_size = off;
 }
 
@@ -66,7 +85,10 @@ static int header_matches(const tg_arena_hdr_t *have, const tg_arena_hdr_t *want
            have->index_slots == want->index_slots && have->max_upstreams == want->max_upstreams &&
            have->ring_slots == want->ring_slots && have->account_size == want->account_size &&
            have->index_entry_size == want->index_entry_size && have->upstream_size == want->upstream_size &&
-           have->ring_slot_size == want->ring_slot_size;
+           have->ring_slot_size == want->ring_slot_size && have->heap_bytes == want->heap_bytes &&
+           have->mlim_slots == want->mlim_slots && have->n_lanes == want->n_lanes && have->lane_holds == want->lane_holds &&
+           have->policy_buf_size == want->policy_buf_size && have->cursor_slots == want->cursor_slots &&
+           have->off_heap == want->off_heap && have->off_cursors == want->off_cursors;
 }
 
 static void bind_regions(tg_arena_t *a)
@@ -77,6 +99,12 @@ static void bind_regions(tg_arena_t *a)
     a->index = (tg_index_entry_t *)(b + a->hdr->off_index);
     a->upstreams = (tg_upstream_t *)(b + a->hdr->off_upstreams);
     a->ring = (tg_ring_slot_t *)(b + a->hdr->off_ring);
+    a->heap = (uint8_t *)(b + a->hdr->off_heap);
+    a->mlim = (tg_mlim_state_t *)(b + a->hdr->off_mlim);
+    a->lanes = (tg_lane_t *)(b + a->hdr->off_lanes);
+    a->policy[0] = (tg_policy_buf_t *)(b + a->hdr->off_policy);
+    a->policy[1] = (tg_policy_buf_t *)(b + a->hdr->off_policy + a->hdr->policy_buf_size);
+    a->cursors = (tg_rr_cursor_t *)(b + a->hdr->off_cursors);
 }
 
 static int fail(char **err, const char *path, const char *what)
@@ -123,21 +151,30 @@ int tg_arena_open(tg_arena_t *arena, const char *path, const tg_arena_sizes_t *s
     arena->size = want.total_size;
     arena->fd = fd;
     if (!reuse) {
+        /* the magic goes in last: a crash while creating leaves a file that is recreated, not reused */
+        uint64_t magic = want.magic;
+        want.magic = 0;
         memcpy(base, &want, sizeof(want));
         bind_regions(arena);
         arena->hdr->created_ms = tg_now_ms();
         for (uint32_t i = 0; i < want.ring_slots; i++)
             atomic_store_explicit(&arena->ring[i].seq, i, memory_order_relaxed);
+        msync(base, want.total_size, MS_SYNC);
+        arena->hdr->magic = magic;
+        tg_quota_boot_check(arena);
         atomic_thread_fence(memory_order_release);
         *created = 1;
     } else {
         bind_regions(arena);
+        tg_quota_boot_check(arena); /* after a reboot: limiter clocks and in-flight reservations are void */
     }
     return 0;
 }
 
 void tg_arena_close(tg_arena_t *arena)
 {
+    tg_credit_detach(arena);
+    tg_policy_writer_free(arena);
     if (arena->base)
         munmap(arena->base, arena->size);
     if (arena->fd > 0)

@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "shm/keypool.h"
+
 static void copy_settings_in(tg_upstream_t *u, const tg_upstream_settings_t *st)
 {
     u->flags = st->flags | TG_UPSTREAM_USED;
@@ -46,6 +48,7 @@ int tg_upstream_publish(tg_arena_t *a, uint32_t slot, const tg_upstream_settings
     if (slot >= a->hdr->max_upstreams || st->sealed_len > TG_SEALED_MAX)
         return -1;
     write_locked(&a->upstreams[slot], st);
+    tg_keypool_reset(a, slot); /* published anew (an operator's change): its health starts afresh */
     uint32_t hw = atomic_load(&a->hdr->n_upstreams_hw);
     while (hw < slot + 1 && !atomic_compare_exchange_weak(&a->hdr->n_upstreams_hw, &hw, slot + 1))
         ;

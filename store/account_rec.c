@@ -1,11 +1,13 @@
 /* Account records (account_rec.h): building, finding by key, and mapping to arena settings. */
 #include "store/account_rec.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "common/keyhash.h"
 #include "common/log.h"
+#include "shm/matcher.h"
 #include "store/record.h"
 #include "store/store-i.h"
 
@@ -71,6 +73,57 @@ static uint32_t dna_depth(const char *dna)
     return dots >= 2 ? dots - 2 : 0;
 }
 
+/* A non-negative integer field (limits); 0 = unlimited. */
+static uint64_t limit_of(const json_t *rec, const char *name)
+{
+    int64_t v = tg_rec_i64(rec, name, 0);
+    return v > 0 ? (uint64_t)v : 0;
+}
+
+/* A multiplier (Rates, Factor) in millionths; 0 (= 1.0) when absent or not positive. */
+static uint64_t ppm_of(const json_t *rec, const char *name)
+{
+    const json_t *v = json_object_get(rec, name);
+    double d = json_is_number(v) ? json_number_value(v) : 0;
+    return d > 0 && d < 1e9 ? (uint64_t)llround(d * 1e6) : 0;
+}
+
+static const char *list_of(const json_t *rec, const char *name)
+{
+    const char *s = tg_rec_str(rec, name, "");
+    return *s ? s : NULL;
+}
+
+/* The quota engine's fields (docs/quota.md): limits, monthly caps in nano-dollars, multipliers,
+ * AllowLevels, and the lists compiled at publish (pointers into REC). */
+static void acctrec_quota(const json_t *rec, tg_account_settings_t *out)
+{
+    out->up_slot = TG_SLOT_NONE;
+    out->owner_slot = TG_SLOT_NONE;
+    out->gear = (int32_t)tg_rec_i64(rec, "Gear", 0);
+    uint64_t rpm = limit_of(rec, "RPM"), rph = limit_of(rec, "RPH"), rpd = limit_of(rec, "RPD");
+    out->rpm = rpm > UINT32_MAX ? UINT32_MAX : (uint32_t)rpm;
+    out->rph = rph > UINT32_MAX ? UINT32_MAX : (uint32_t)rph;
+    out->rpd = rpd > UINT32_MAX ? UINT32_MAX : (uint32_t)rpd;
+    out->tpm = limit_of(rec, "TPM");
+    out->tph = limit_of(rec, "TPH");
+    out->tpd = limit_of(rec, "TPD");
+    int64_t hard = tg_rec_i64(rec, "HardLimit", 0), soft = tg_rec_i64(rec, "SoftLimit", 0);
+    out->hard_limit = hard > 0 ? hard : 0;
+    out->soft_limit = soft > 0 ? soft : 0;
+    out->rates_ppm = ppm_of(rec, "Rates");
+    out->factor_ppm = ppm_of(rec, "Factor");
+    if (tg_levels_parse(list_of(rec, "AllowLevels"), &out->allow_levels) != 0)
+        out->allow_levels = 1ull << 63; /* unreadable: no drift rather than any */
+    out->src.allow_ips = list_of(rec, "AllowIPs");
+    out->src.allow_models = list_of(rec, "AllowModels");
+    out->src.resources = list_of(rec, "Resources");
+    out->src.model_mapper = list_of(rec, "ModelMapper");
+    out->src.level_mapper = list_of(rec, "LevelMapper");
+    const json_t *ml = json_object_get(rec, "ModelLimits");
+    out->src.model_limits = json_is_object(ml) && json_object_size(ml) ? ml : NULL;
+}
+
 int tg_acctrec_settings(const json_t *rec, tg_account_settings_t *out)
 {
     memset(out, 0, sizeof(*out));
@@ -94,6 +147,7 @@ int tg_acctrec_settings(const json_t *rec, tg_account_settings_t *out)
     } else if (out->parent_id == TG_ROOT_ID) {
         out->flags |= TG_ACCT_OWNER; /* root's children own a key pool (api-compat 7.12) */
     }
+    acctrec_quota(rec, out);
     return 0;
 }
 
@@ -108,5 +162,96 @@ int64_t tg_acctrec_cards(const json_t *rec)
 
 int64_t tg_acctrec_arena_balance(const json_t *rec)
 {
-    return tg_rec_u64(rec, "ID", 0) == TG_ROOT_ID ? TG_BALANCE_UNLIMITED : tg_acctrec_cards(rec);
+    return tg_rec_u64(rec, "ID", 0) == TG_ROOT_ID ? TG_BALANCE_UNLIMITED : tg_acctrec_cards(rec) - tg_rec_i64(rec, "Overdraft", 0);
+}
+
+/* "n:" / "e:" + lowercase VALUE. Returns the key length (truncated to fit). */
+static size_t names_key(char out[TG_NAMES_KEY_MAX], char kind, const char *value)
+{
+    size_t n = 0;
+    out[n++] = kind;
+    out[n++] = ':';
+    for (; *value && n < TG_NAMES_KEY_MAX; value++)
+        out[n++] = (char)((*value >= 'A' && *value <= 'Z') ? *value - 'A' + 'a' : *value);
+    return n;
+}
+
+void tg_acctrec_index_put(rocksdb_writebatch_t *batch, tg_store_t *s, const json_t *rec)
+{
+    uint8_t v[8];
+    tg_be64_put(v, tg_rec_u64(rec, "ID", 0));
+    char key[TG_NAMES_KEY_MAX];
+    size_t n = names_key(key, 'n', tg_rec_str(rec, "Name", ""));
+    rocksdb_writebatch_put_cf(batch, s->cf[TG_CF_NAMES], key, n, (const char *)v, 8);
+    const char *email = tg_rec_str(rec, "Email", "");
+    if (*email) {
+        n = names_key(key, 'e', email);
+        rocksdb_writebatch_put_cf(batch, s->cf[TG_CF_NAMES], key, n, (const char *)v, 8);
+    }
+    const char *dna = tg_rec_str(rec, "DNA", "");
+    if (*dna)
+        rocksdb_writebatch_put_cf(batch, s->cf[TG_CF_TREE], dna, strlen(dna), (const char *)v, 8);
+}
+
+void tg_acctrec_index_del(rocksdb_writebatch_t *batch, tg_store_t *s, const json_t *rec)
+{
+    char key[TG_NAMES_KEY_MAX];
+    size_t n = names_key(key, 'n', tg_rec_str(rec, "Name", ""));
+    rocksdb_writebatch_delete_cf(batch, s->cf[TG_CF_NAMES], key, n);
+    const char *email = tg_rec_str(rec, "Email", "");
+    if (*email) {
+        n = names_key(key, 'e', email);
+        rocksdb_writebatch_delete_cf(batch, s->cf[TG_CF_NAMES], key, n);
+    }
+    const char *dna = tg_rec_str(rec, "DNA", "");
+    if (*dna)
+        rocksdb_writebatch_delete_cf(batch, s->cf[TG_CF_TREE], dna, strlen(dna));
+}
+
+static uint64_t names_get(tg_store_t *s, char kind, const char *value)
+{
+    char key[TG_NAMES_KEY_MAX];
+    size_t n = names_key(key, kind, value), vlen = 0;
+    char *err = NULL;
+    char *v = tg_store_get(s, TG_CF_NAMES, key, n, &vlen, &err);
+    if (err) {
+        tg_error("store: names index read: %s", err);
+        rocksdb_free(err);
+        return 0;
+    }
+    uint64_t id = v && vlen == 8 ? tg_be64_get((const uint8_t *)v) : 0;
+    rocksdb_free(v);
+    return id;
+}
+
+uint64_t tg_acctrec_find_name(tg_store_t *s, const char *name)
+{
+    return names_get(s, 'n', name);
+}
+
+uint64_t tg_acctrec_find_email(tg_store_t *s, const char *email)
+{
+    return names_get(s, 'e', email);
+}
+
+int tg_acctrec_each_in_subtree(tg_store_t *s, const char *prefix, int (*fn)(void *ud, uint64_t id, const char *dna), void *ud)
+{
+    size_t plen = strlen(prefix);
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->ro, s->cf[TG_CF_TREE]);
+    int rc = 0;
+    char dna[512];
+    for (rocksdb_iter_seek(it, prefix, plen); rc == 0 && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        if (klen < plen || memcmp(k, prefix, plen) != 0)
+            break;
+        const char *v = rocksdb_iter_value(it, &vlen);
+        if (vlen != 8 || klen >= sizeof(dna))
+            continue;
+        memcpy(dna, k, klen);
+        dna[klen] = '\0';
+        rc = fn(ud, tg_be64_get((const uint8_t *)v), dna);
+    }
+    rocksdb_iter_destroy(it);
+    return rc;
 }

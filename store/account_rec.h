@@ -36,11 +36,32 @@ json_t *tg_acctrec_new(const tg_acctrec_init_t *init, time_t now);
 void tg_acctrec_put_keyhash(rocksdb_writebatch_t *batch, tg_store_t *s, const uint8_t hash[32], uint64_t id);
 /** The account whose API key is KEY (LEN bytes), whatever its Status (new reference), or NULL. */
 json_t *tg_acctrec_by_key(tg_store_t *s, const char *key, size_t len);
-/** Arena settings of record REC. 0, or -1 when a required field (ID, KeyHash) is missing or bad. */
+/** Arena settings of record REC. 0, or -1 when a required field (ID, KeyHash) is missing or bad.
+ * out->src (the lists compiled by tg_account_publish) points into REC: publish before REC goes.
+ * The links (up_id, up_slot, owner_slot) are left unset: fill them with tg_store_account_links. */
 int tg_acctrec_settings(const json_t *rec, tg_account_settings_t *out);
+/** Fills ST's links from the persister's slot map: up_id/up_slot = the nearest ancestor of REC
+ * (by DNA) that is in the arena, owner_slot = the slot of OwnerID. Call between
+ * tg_acctrec_settings and tg_account_publish (store/publish.c). */
+void tg_store_account_links(tg_store_t *s, const json_t *rec, tg_account_settings_t *st);
 /** Sum of the account's cards (CreditBalance[].balance), nano-dollars; 0 while it has none. */
 int64_t tg_acctrec_cards(const json_t *rec);
-/** The balance the arena shows for REC: unlimited for root, else its cards. */
+/** The balance the arena shows for REC: unlimited for root, else its cards less its Overdraft. */
 int64_t tg_acctrec_arena_balance(const json_t *rec);
+
+/* Secondary indexes (names and tree CFs): unique lowercase Name and Email, and the DNA path. */
+#define TG_NAMES_KEY_MAX 320
+/** Adds REC's name, email and DNA index entries to BATCH. */
+void tg_acctrec_index_put(rocksdb_writebatch_t *batch, tg_store_t *s, const json_t *rec);
+/** Adds deletes of REC's index entries to BATCH. */
+void tg_acctrec_index_del(rocksdb_writebatch_t *batch, tg_store_t *s, const json_t *rec);
+/** Id of the account named NAME (case-insensitive), or 0. */
+uint64_t tg_acctrec_find_name(tg_store_t *s, const char *name);
+/** Id of the account with email EMAIL (case-insensitive), or 0. */
+uint64_t tg_acctrec_find_email(tg_store_t *s, const char *email);
+/** Calls FN for the id of every account whose DNA starts with PREFIX (the subtree of the account
+ * whose DNA is PREFIX, itself included), in DNA order. Stops when FN returns non-zero. */
+int tg_acctrec_each_in_subtree(tg_store_t *s, const char *prefix, int (*fn)(void *ud, uint64_t id, const char *dna),
+                               void *ud);
 
 #endif

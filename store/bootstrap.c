@@ -161,6 +161,7 @@ static int fill_batch(rocksdb_writebatch_t *b, tg_store_t *s, const tg_config_t 
         json_decref(root);
         return tg_store_fail(err, "bootstrap: cannot build the root account record");
     }
+    tg_acctrec_index_put(b, s, root);
     json_decref(root);
     uint8_t hash[32];
     tg_key_hash(key, TG_KEY_LEN, hash);

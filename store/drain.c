@@ -26,6 +26,7 @@
  * logged and consumed, so it can never wedge the ring. */
 #include "store/drain.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,6 +35,7 @@
 #include "shm/ring.h"
 #include "shm/usage.h"
 #include "store/account_rec.h"
+#include "store/ledger.h"
 #include "store/record.h"
 #include "store/store-i.h"
 
@@ -111,6 +113,8 @@ static uint64_t collect(tg_store_t *s, tg_arena_t *a, uint64_t pos, uint64_t lim
             continue;
         }
         fold_record(s, &u, data, len, storing);
+        if (storing)
+            tg_stats_note_record(&s->stats, &u);
     }
     return pos;
 }
@@ -126,11 +130,12 @@ static int skip_if_stuck_long(tg_store_t *s, tg_arena_t *a, uint64_t pos)
     uint64_t waited_ms = (now - s->stuck_since_ns) / 1000000u;
     if (waited_ms < s->stuck_timeout_ms)
         return 0;
+    s->stuck_pos = UINT64_MAX;
+    if (tg_ring_skip(a, pos) != 0)
+        return 0; /* its producer published after all: read it normally */
     tg_warn("drain: ring position %llu was claimed by a process that died before writing its record; "
             "skipped after %llu ms",
             (unsigned long long)pos, (unsigned long long)waited_ms);
-    tg_ring_skip(a, pos);
-    s->stuck_pos = UINT64_MAX;
     return 1;
 }
 
@@ -163,6 +168,24 @@ static int batch_rollups(tg_store_t *s)
     return 0;
 }
 
+/* The batch's cost leaves the account's cards (earliest expiry first; what they do not cover
+ * grows the Overdraft) with one `spend` ledger entry, in the same WriteBatch as the usage rows. */
+static int batch_spend(tg_store_t *s, json_t *rec, const tg_rollup_t *sum)
+{
+    if (sum->cost_nanos <= 0)
+        return 0;
+    uint64_t now_ms = tg_now_ms();
+    json_t *breakdown = json_array();
+    int rc = tg_cards_take(rec, sum->cost_nanos, (time_t)(now_ms / 1000), breakdown);
+    uint64_t card = (uint64_t)json_integer_value(json_array_get(json_array_get(breakdown, 0), 0));
+    json_decref(breakdown);
+    char ref[48];
+    snprintf(ref, sizeof(ref), "usage: %llu request(s)", (unsigned long long)sum->requests);
+    if (rc == 0)
+        rc = tg_ledger_append(s->batch, s, rec, "spend", -sum->cost_nanos, card, 0, ref, now_ms);
+    return rc;
+}
+
 /* Adds the folded spend and request counts to the account records in the batch. */
 static int batch_accounts(tg_store_t *s)
 {
@@ -180,7 +203,7 @@ static int batch_accounts(tg_store_t *s)
         }
         int rc = -1;
         if (tg_rec_add_i64(rec, "CreditUsed", e->sum.cost_nanos) == 0 &&
-            tg_rec_add_i64(rec, "Requests", (int64_t)e->sum.requests) == 0)
+            tg_rec_add_i64(rec, "Requests", (int64_t)e->sum.requests) == 0 && batch_spend(s, rec, &e->sum) == 0)
             rc = tg_store_json_put(s->batch, s, TG_CF_ACCOUNTS, id, rec);
         json_decref(rec);
         if (rc != 0)
@@ -202,6 +225,19 @@ static void apply_to_arena(tg_store_t *s, tg_arena_t *a)
         if (id != TG_ROOT_ID)
             atomic_fetch_sub(&acct->balance, e->sum.cost_nanos);
         atomic_fetch_sub(&acct->spent, e->sum.cost_nanos);
+    }
+}
+
+/* Resume only: the batch is in the database, so the balance published at start (re-derived from
+ * the records) already holds its cost; only the workers' `spent` still counts it. */
+static void release_spent(tg_store_t *s, tg_arena_t *a)
+{
+    for (uint32_t i = 0; i < s->fold_accounts.n; i++) {
+        const tg_fold_entry_t *e = &s->fold_accounts.entries[i];
+        uint64_t id = tg_be64_get(e->key);
+        int64_t slot = s->slots_ready ? tg_slotmap_find(&s->acct_slots, id) : tg_account_find_id(a, id);
+        if (slot >= 0)
+            atomic_fetch_sub(&a->accounts[slot].spent, e->sum.cost_nanos);
     }
 }
 
@@ -236,7 +272,7 @@ static int resume(tg_store_t *s, tg_arena_t *a)
                  "without adjusting their accounts' spent credit",
                  (unsigned long long)end, (unsigned long long)cursor);
     tg_ring_release(a, cursor);
-    apply_to_arena(s, a);
+    release_spent(s, a);
     tg_info("drain: released %llu record(s) that the previous persister had stored but not released",
             (unsigned long long)(cursor - tail));
     return 0;
@@ -251,6 +287,7 @@ int tg_drain_commit(tg_store_t *s, tg_arena_t *a, size_t max_records, size_t *dr
     if (scratch_reset(s, max_records) != 0)
         return -1;
     uint64_t start = tg_ring_tail(a), pos = start;
+    tg_store_stats_t before = s->stats; /* restored when the batch fails: it will be counted when retried */
     for (;;) {
         int status;
         pos = collect(s, a, pos, UINT64_MAX, max_records - (size_t)(pos - start), 1, &status);
@@ -269,6 +306,9 @@ int tg_drain_commit(tg_store_t *s, tg_arena_t *a, size_t max_records, size_t *dr
     tg_store_meta_put(s->batch, s, TG_META_RING_ARENA, a->hdr->created_ms);
     char *err = NULL;
     if (batch_rollups(s) != 0 || batch_accounts(s) != 0 || tg_store_commit(s, s->batch, &err) != 0) {
+        uint64_t failures = s->stats.batch_failures + 1;
+        s->stats = before;
+        s->stats.batch_failures = failures;
         uint64_t n = ++s->write_failures;
         if (n == 1 || n % 1000 == 0)
             tg_error("drain: writing a batch of %llu record(s) failed (%llu in a row): %s; they stay in the ring",
@@ -282,6 +322,7 @@ int tg_drain_commit(tg_store_t *s, tg_arena_t *a, size_t max_records, size_t *dr
         s->write_failures = 0;
     }
     *drained = (size_t)(pos - start);
+    tg_stats_note_batch(&s->stats, *drained, tg_now_ms());
     return 0;
 }
 

@@ -7,6 +7,9 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "store/expiry.h"
+#include "store/txn.h"
+#include "store/verify.h"
 #include "shm/ring.h"
 #include "store/server.h"
 #include "store/store.h"
@@ -25,12 +28,34 @@ static void apply_timezone(const char *tz)
     }
 }
 
-static void run_loop(tg_store_t *store, tg_arena_t *arena, tg_server_t *srv, volatile sig_atomic_t *stop)
+/* Periodic jobs other than the drain: card expiry every second, usage retention hourly (the
+ * first run a few seconds after start). */
+typedef struct jobs {
+    uint64_t next_expiry, next_retention;
+    uint32_t retention_days;
+} jobs_t;
+
+static void run_jobs(tg_store_t *store, tg_arena_t *arena, jobs_t *j, uint64_t now)
+{
+    if (now >= j->next_expiry) {
+        tg_expiry_run(store, arena, (int64_t)(tg_now_ms() / 1000));
+        j->next_expiry = now + TG_EXPIRY_INTERVAL_MS;
+    }
+    if (now >= j->next_retention) {
+        tg_retention_run(store, j->retention_days, tg_now_ms());
+        j->next_retention = now + TG_RETENTION_INTERVAL_MS;
+    }
+}
+
+static void verify_at_start(tg_store_t *store);
+
+static void run_loop(tg_store_t *store, tg_arena_t *arena, tg_server_t *srv, volatile sig_atomic_t *stop, jobs_t *jobs)
 {
     h2o_evloop_t *loop = tg_server_loop(srv);
     uint64_t next_drain = 0;
     while (!*stop) {
         uint64_t now = mono_ms();
+        run_jobs(store, arena, jobs, now);
         if (now >= next_drain) {
             size_t n = 0;
             int rc = tg_store_drain(store, arena, TG_STORE_DRAIN_BATCH, &n);
@@ -68,6 +93,28 @@ static void drain_to_empty(tg_store_t *store, tg_arena_t *arena, tg_server_t *sr
     tg_info("persister: drained %zu usage record(s) at stop", total);
 }
 
+static void log_disagreement(void *ud, uint64_t id, const char *name, const char *what, int64_t expected, int64_t actual)
+{
+    (void)ud;
+    tg_error("verify: account %llu (%s): %s: expected %lld, found %lld nano-dollars", (unsigned long long)id, name, what,
+             (long long)expected, (long long)actual);
+}
+
+/* The balances about to be published are re-derived from the records; they must agree with the
+ * ledger (and the spend with the roll-ups). A disagreement is logged as an error, never repaired
+ * silently: `tollgate admin verify` prints the same report offline. */
+static void verify_at_start(tg_store_t *store)
+{
+    size_t n = 0;
+    uint64_t t0 = mono_ms();
+    long issues = tg_verify(store, 0, log_disagreement, NULL, &n);
+    if (issues < 0)
+        tg_error("verify: the ledger could not be read at start");
+    else
+        tg_info("verify: %zu account(s) reconciled with the ledger in %llu ms%s", n, (unsigned long long)(mono_ms() - t0),
+                issues ? "; DISAGREEMENTS FOUND (see above)" : "");
+}
+
 int tg_persister_run(const tg_persister_args_t *a)
 {
     const tg_config_t *cfg = a->cfg;
@@ -83,6 +130,10 @@ int tg_persister_run(const tg_persister_args_t *a)
         tg_store_close(store);
         return 1;
     }
+    tg_store_set_runtime(store, a->master_key, cfg);
+    verify_at_start(store);
+    if (tg_expiry_load(store) != 0)
+        tg_warn("persister: could not read every account's cards for the expiry job (see above)");
     /* Listen first, then publish: persister_ready = 1 tells workers the socket is there too. */
     if (tg_server_open(&srv, a->socket_path, store, a->arena, &err) != 0) {
         tg_error("persister: %s", err ? err : "cannot listen");
@@ -90,11 +141,14 @@ int tg_persister_run(const tg_persister_args_t *a)
         tg_store_close(store);
         return 1;
     }
+    if (tg_store_load_owner_configs(store, a->arena) != 0)
+        tg_warn("persister: some owner configurations could not be read (see above)");
     if (tg_store_publish_all(store, a->arena) != 0)
         tg_warn("persister: some records could not be published into the arena (see above)");
     tg_info("persister: ready");
 
-    run_loop(store, a->arena, srv, a->stop);
+    jobs_t jobs = {mono_ms(), mono_ms() + 5000, cfg->store.usage_retention_days};
+    run_loop(store, a->arena, srv, a->stop, &jobs);
 
     tg_info("persister: stopping");
     tg_server_stop_accepting(srv);

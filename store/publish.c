@@ -13,6 +13,7 @@
 
 #include "common/log.h"
 #include "shm/accounts.h"
+#include "shm/policy.h"
 #include "shm/upstreams.h"
 #include "store/account_rec.h"
 #include "store/record.h"
@@ -26,7 +27,7 @@ typedef struct region {
     size_t map_offset; /* offsetof(tg_store_t, the region's slot map) */
     uint32_t (*capacity)(const tg_arena_t *a);
     uint64_t (*id_at)(const tg_arena_t *a, uint32_t slot); /* 0 when the slot is unused */
-    int (*publish)(tg_arena_t *a, uint32_t slot, const json_t *rec);
+    int (*publish)(tg_arena_t *a, const tg_slotmap_t *map, uint32_t slot, const json_t *rec);
     void (*unpublish)(tg_arena_t *a, uint32_t slot);
 } region_t;
 
@@ -41,10 +42,58 @@ static uint64_t account_id_at(const tg_arena_t *a, uint32_t slot)
     return (acct->flags & TG_ACCT_USED) ? acct->id : 0;
 }
 
-static int account_publish(tg_arena_t *a, uint32_t slot, const json_t *rec)
+/* The quota engine's links of REC (account_rec.h): the nearest ancestor in the arena, and the owner. */
+static void links_from_map(const tg_slotmap_t *map, const json_t *rec, tg_account_settings_t *st)
+{
+    st->up_id = 0;
+    st->up_slot = TG_SLOT_NONE;
+    st->owner_slot = TG_SLOT_NONE;
+    uint64_t self = tg_rec_u64(rec, "ID", 0);
+    if (self != TG_ROOT_ID) {
+        /* DNA ".1.42.57." lists the ancestors from root down to the account itself: the nearest
+         * one that is still in the arena governs (a deleted parent's children stay governed by
+         * the higher ancestors, api-compat 1.1). Without a DNA, ParentID. */
+        uint64_t ids[64];
+        size_t n = 0;
+        for (const char *p = tg_rec_str(rec, "DNA", ""); *p && n < 64;) {
+            if (*p < '0' || *p > '9') {
+                p++;
+                continue;
+            }
+            uint64_t v = 0;
+            while (*p >= '0' && *p <= '9')
+                v = v * 10 + (uint64_t)(*p++ - '0');
+            ids[n++] = v;
+        }
+        if (n == 0 || ids[n - 1] != self)
+            ids[n < 64 ? n++ : 63] = self; /* ancestors-only DNA */
+        if (n == 1)
+            ids[0] = tg_rec_u64(rec, "ParentID", 0), ids[1] = self, n = 2;
+        for (size_t i = n - 1; i-- > 0;) {
+            int64_t slot = ids[i] ? tg_slotmap_find(map, ids[i]) : -1;
+            if (slot >= 0) {
+                st->up_id = ids[i];
+                st->up_slot = (uint32_t)slot;
+                break;
+            }
+        }
+    }
+    int64_t os = st->owner_id ? tg_slotmap_find(map, st->owner_id) : -1;
+    st->owner_slot = os >= 0 ? (uint32_t)os : TG_SLOT_NONE;
+}
+
+void tg_store_account_links(tg_store_t *s, const json_t *rec, tg_account_settings_t *st)
+{
+    links_from_map(&s->acct_slots, rec, st);
+}
+
+static int account_publish(tg_arena_t *a, const tg_slotmap_t *map, uint32_t slot, const json_t *rec)
 {
     tg_account_settings_t st;
-    if (tg_acctrec_settings(rec, &st) != 0 || tg_account_publish(a, slot, &st) != 0)
+    if (tg_acctrec_settings(rec, &st) != 0)
+        return -1;
+    links_from_map(map, rec, &st);
+    if (tg_account_publish(a, slot, &st) != 0)
         return -1;
     atomic_store(&a->accounts[slot].balance, tg_acctrec_arena_balance(rec));
     return 0;
@@ -61,8 +110,9 @@ static uint64_t upstream_id_at(const tg_arena_t *a, uint32_t slot)
     return (u->flags & TG_UPSTREAM_USED) ? u->id : 0;
 }
 
-static int upstream_publish(tg_arena_t *a, uint32_t slot, const json_t *rec)
+static int upstream_publish(tg_arena_t *a, const tg_slotmap_t *map, uint32_t slot, const json_t *rec)
 {
+    (void)map;
     tg_upstream_settings_t st;
     int rc = tg_uprec_settings(rec, &st) == 0 ? tg_upstream_publish(a, slot, &st) : -1;
     explicit_bzero(st.sealed, sizeof(st.sealed));
@@ -107,7 +157,7 @@ static int publish_record(void *ud, const char *key, size_t klen, const char *va
     } else if ((slot = tg_slotmap_assign(w->map, id)) < 0) {
         tg_error("publish: no free arena slot for %s %llu (the arena holds %u; raise the limit in the config)", w->r->what,
                  (unsigned long long)id, w->map->cap);
-    } else if (w->r->publish(w->arena, (uint32_t)slot, rec) != 0) {
+    } else if (w->r->publish(w->arena, w->map, (uint32_t)slot, rec) != 0) {
         tg_error("publish: %s %llu could not be published", w->r->what, (unsigned long long)id);
         tg_slotmap_remove(w->map, id);
         w->r->unpublish(w->arena, (uint32_t)slot);
@@ -167,6 +217,14 @@ int tg_store_publish_all(tg_store_t *s, tg_arena_t *arena)
     if (publish_region(s, arena, &g_upstreams) != 0)
         rc = -1;
     s->slots_ready = 1;
+    /* the owner-level policy snapshot: the built-in price table (conf/prices.yaml) and whatever
+     * owner configs the persister has set (tg_policy_set_owner) */
+    char *err = NULL;
+    if (tg_policy_publish(arena, &err) != 0) {
+        tg_error("publish: the policy snapshot: %s", err ? err : "failed");
+        free(err);
+        rc = -1;
+    }
     atomic_fetch_add(&arena->hdr->settings_gen, 1);
     atomic_store(&arena->hdr->persister_ready, 1);
     return rc;

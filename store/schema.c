@@ -6,7 +6,9 @@
 
 static const char *const g_cf_names[TG_CF_COUNT] = {
     [TG_CF_DEFAULT] = "default", [TG_CF_ACCOUNTS] = "accounts", [TG_CF_KEYHASH] = "keyhash", [TG_CF_UPSTREAMS] = "upstreams",
-    [TG_CF_USAGE] = "usage",     [TG_CF_ROLLUPS] = "rollups",   [TG_CF_META] = "meta",
+    [TG_CF_USAGE] = "usage",     [TG_CF_ROLLUPS] = "rollups",   [TG_CF_META] = "meta",         [TG_CF_LEDGER] = "ledger",
+    [TG_CF_AUDIT] = "audit",     [TG_CF_CONFIG] = "config",     [TG_CF_NEWS] = "news",         [TG_CF_NAMES] = "names",
+    [TG_CF_TREE] = "tree",
 };
 
 const char *tg_cf_name(tg_cf_t cf)
@@ -46,6 +48,18 @@ size_t tg_rollup_key(uint8_t out[TG_ROLLUP_KEY_MAX], uint64_t account_id, const 
     memcpy(out + 8, day, TG_DAY_LEN);
     memcpy(out + 8 + TG_DAY_LEN, model, model_len);
     return 8 + TG_DAY_LEN + model_len;
+}
+
+void tg_ledger_key(uint8_t out[TG_LEDGER_KEY_LEN], uint64_t account_id, uint64_t seq)
+{
+    tg_be64_put(out, account_id);
+    tg_be64_put(out + 8, seq);
+}
+
+void tg_audit_key(uint8_t out[TG_AUDIT_KEY_LEN], uint64_t ts_ms, uint64_t seq)
+{
+    tg_be64_put(out, ts_ms);
+    tg_be64_put(out + 8, seq);
 }
 
 void tg_rollup_add(tg_rollup_t *dst, const tg_rollup_t *src)
@@ -165,6 +179,34 @@ void tg_rfc3339(time_t t, char out[21])
     struct tm tm;
     gmtime_r(&t, &tm);
     strftime(out, 21, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int tg_rfc3339_parse(const char *s, time_t *out)
+{
+    struct tm tm = {0};
+    const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (p == NULL)
+        return -1;
+    if (*p == '.')
+        for (p++; *p >= '0' && *p <= '9'; p++)
+            ;
+    long off = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if ((*p == '+' || *p == '-') && p[1] && p[2] && p[3] == ':' && p[4] && p[5]) {
+        int sign = *p == '-' ? -1 : 1;
+        int hh = (p[1] - '0') * 10 + (p[2] - '0'), mm = (p[4] - '0') * 10 + (p[5] - '0');
+        if (hh < 0 || hh > 23 || mm < 0 || mm > 59)
+            return -1;
+        off = sign * (hh * 3600L + mm * 60L);
+        p += 6;
+    } else {
+        return -1;
+    }
+    if (*p)
+        return -1;
+    *out = timegm(&tm) - off;
+    return 0;
 }
 
 const char *tg_day_of(tg_day_cache_t *c, uint64_t ts_ms)

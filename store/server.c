@@ -40,7 +40,7 @@ static tg_server_t *g_parked;
 
 void tg_api_send(tg_api_req_t *r, int status, json_t *body)
 {
-    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15)) : NULL;
     json_decref(body);
     if (text == NULL) {
         tg_http_error(r->req, 500, "api_error", NULL, "could not build the response");
@@ -93,10 +93,11 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
             tg_http_error(req, 404, "invalid_request_error", "not_found", "no such endpoint");
         return 0;
     }
-    if ((r.route->flags & TG_ROUTE_AUTH) && authenticate(&r) != 0)
-        return 0;
-    r.route->fn(&r);
+    if (!((r.route->flags & TG_ROUTE_AUTH) && authenticate(&r) != 0))
+        r.route->fn(&r);
     json_decref(r.caller);
+    int cls = req->res.status / 100;
+    srv->store->stats.api_requests[cls >= 1 && cls <= 5 ? cls : 0]++;
     return 0;
 }
 

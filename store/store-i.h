@@ -11,8 +11,10 @@
 #include "store/schema.h"
 #include "store/slotmap.h"
 #include "store/store.h"
+#include "store/stats.h"
 
 struct tg_store {
+    int readonly;
     char *data_dir;
     char *db_path;
     rocksdb_t *db;
@@ -38,7 +40,29 @@ struct tg_store {
     uint32_t fold_cap;
     rocksdb_writebatch_t *batch;
     tg_day_cache_t day;
+
+    /* expiry.c: accounts holding cards that will expire (id → earliest expiry, unsorted) */
+    struct {
+        uint64_t *ids;
+        int64_t *at;
+        size_t n, cap;
+    } expiry;
+
+    /* runtime settings (tg_store_set_runtime) */
+    uint8_t master_key[32];
+    int have_master_key;
+    int allow_private_providers;
+
+    /* api_util.c: last audit sequence number handed out (0 = not loaded yet) */
+    uint64_t audit_seq;
+
+    /* metrics.c: counters since open */
+    tg_store_stats_t stats;
 };
+
+/** Upgrades a database of schema version FROM to TG_SCHEMA_VERSION (migrate.c), one synced
+ * WriteBatch per step, the version bumped in the step's batch. 0, or -1 with *ERR. */
+int tg_store_migrate(tg_store_t *s, uint64_t from, char **err);
 
 /** Sets *ERR (when ERR is non-NULL) to a malloc'd message; returns -1. */
 int tg_store_fail(char **err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -112,7 +112,12 @@ static int open_db(tg_store_t *s, char **err)
     for (size_t i = 0; i < n; i++)
         cf_opts[i] = s->opts;
     char *rerr = NULL;
-    s->db = rocksdb_open_column_families(s->opts, s->db_path, (int)n, (const char *const *)names, cf_opts, handles, &rerr);
+    if (s->readonly)
+        s->db = rocksdb_open_for_read_only_column_families(s->opts, s->db_path, (int)n, (const char *const *)names, cf_opts,
+                                                            handles, 0, &rerr);
+    else
+        s->db =
+            rocksdb_open_column_families(s->opts, s->db_path, (int)n, (const char *const *)names, cf_opts, handles, &rerr);
     if (rerr) {
         tg_store_fail(err, "cannot open database %s: %s", s->db_path, rerr);
         rocksdb_free(rerr);
@@ -170,10 +175,37 @@ static int check_schema(tg_store_t *s, char **err)
                              s->db_path, (unsigned long long)v, TG_SCHEMA_VERSION);
     if (v == 0)
         return tg_store_fail(err, "database %s: invalid schema version 0", s->db_path);
+    if (v < TG_SCHEMA_VERSION && tg_store_migrate(s, v, err) != 0)
+        return -1;
+    return 0;
+}
+
+static int store_open(tg_store_t **out, const char *data_dir, int readonly, char **err);
+
+static int check_schema_readonly(tg_store_t *s, char **err)
+{
+    uint64_t v = 0;
+    if (tg_store_meta_get(s, TG_META_SCHEMA_VERSION, &v) != 1)
+        return tg_store_fail(err, "database %s: no schema version", s->db_path);
+    if (v != TG_SCHEMA_VERSION)
+        return tg_store_fail(err, "database %s has schema version %llu, this tollgate reads %u%s", s->db_path,
+                             (unsigned long long)v, TG_SCHEMA_VERSION,
+                             v < TG_SCHEMA_VERSION ? " (start tollgate once to migrate it)" : "");
     return 0;
 }
 
 int tg_store_open(tg_store_t **out, const char *data_dir, char **err)
+{
+    return store_open(out, data_dir, 0, err);
+}
+
+/* Read-only: no lock, no writes; families missing on disk (an older schema) are an error. */
+int tg_store_open_readonly(tg_store_t **out, const char *data_dir, char **err)
+{
+    return store_open(out, data_dir, 1, err);
+}
+
+static int store_open(tg_store_t **out, const char *data_dir, int readonly, char **err)
 {
     *out = NULL;
     if (err)
@@ -191,11 +223,14 @@ int tg_store_open(tg_store_t **out, const char *data_dir, char **err)
         tg_store_close(s);
         return tg_store_fail(err, "out of memory");
     }
+    s->readonly = readonly;
     s->opts = make_options();
+    if (readonly)
+        rocksdb_options_set_create_if_missing(s->opts, 0);
     s->ro = rocksdb_readoptions_create();
     s->wo = rocksdb_writeoptions_create();
     rocksdb_writeoptions_set_sync(s->wo, 1);
-    if (open_db(s, err) != 0 || check_schema(s, err) != 0) {
+    if (open_db(s, err) != 0 || (readonly ? check_schema_readonly(s, err) : check_schema(s, err)) != 0) {
         tg_store_close(s);
         return -1;
     }
@@ -216,6 +251,9 @@ void tg_store_close(tg_store_t *s)
         rocksdb_close(s->db);
     }
     free(s->extra_cf);
+    explicit_bzero(s->master_key, sizeof(s->master_key));
+    free(s->expiry.ids);
+    free(s->expiry.at);
     if (s->batch)
         rocksdb_writebatch_destroy(s->batch);
     tg_foldmap_dispose(&s->fold_rollups);
@@ -231,6 +269,16 @@ void tg_store_close(tg_store_t *s)
     free(s->db_path);
     free(s->data_dir);
     free(s);
+}
+
+void tg_store_set_runtime(tg_store_t *s, const uint8_t *master_key, const tg_config_t *cfg)
+{
+    if (master_key) {
+        memcpy(s->master_key, master_key, sizeof(s->master_key));
+        s->have_master_key = 1;
+    }
+    if (cfg)
+        s->allow_private_providers = cfg->store.allow_private_providers;
 }
 
 void tg_store_set_stuck_timeout(tg_store_t *s, uint32_t ms)

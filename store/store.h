@@ -23,6 +23,9 @@ typedef struct tg_store tg_store_t;
  * database whose schema version is newer than this build's. On failure returns -1 and sets *ERR
  * (malloc'd, names the path and the cause). */
 int tg_store_open(tg_store_t **out, const char *data_dir, char **err);
+/** Opens the database read-only (works while a persister runs: it sees what was committed when it
+ * opened). Refuses a schema other than this build's. 0, or -1 with *ERR. */
+int tg_store_open_readonly(tg_store_t **out, const char *data_dir, char **err);
 /** Closes the database (every write so far is durable) and frees the store. NULL is fine. */
 void tg_store_close(tg_store_t *s);
 
@@ -43,6 +46,10 @@ int tg_store_publish_all(tg_store_t *s, tg_arena_t *arena);
  * that a previous persister committed but did not release. 0, or -1 when the write failed (nothing
  * released; the same records are tried again next time). */
 int tg_store_drain(tg_store_t *s, tg_arena_t *arena, size_t max_records, size_t *drained);
+
+/** Settings the management API needs: the master key (32 bytes, sealing provider secrets) and
+ * the config's store section. MASTER_KEY may be NULL (tools that never seal). */
+void tg_store_set_runtime(tg_store_t *s, const uint8_t *master_key, const tg_config_t *cfg);
 
 /** How long a ring slot must stay TG_RING_STUCK before the drain skips it (default
  * TG_STORE_STUCK_TIMEOUT_MS; tests shorten it). */

@@ -14,10 +14,12 @@
 #include "common/log.h"
 #include "master/config.h"
 #include "shm/accounts.h"
+#include "worker/admit.h"
 #include "worker/endpoint.h"
 #include "worker/relay.h"
 #include "worker/route.h"
 #include "worker/settle.h"
+#include "worker/translate.h"
 #include "worker/usage_read.h"
 #include "worker/worker.h"
 
@@ -43,6 +45,10 @@ typedef struct tg_call {
     const tg_endpoint_t *ep;
     h2o_iovec_t content_type; /* of a multipart body, passed on with its boundary */
     const char *headers[6];
+    h2o_iovec_t client_body; /* the client's body (model mapped), the source of every translation */
+    tg_translation_t tr;     /* the current attempt's translation, if its key speaks another surface */
+    const char *refusal;     /* why the first key could not take the request (translation refused it) */
+    tg_admit_t *adm; /* the admission: reservation, limits charged, price (worker/admit.h) */
 } tg_call_t;
 
 void tg_client_ip(h2o_req_t *req, char *out, size_t cap)
@@ -79,6 +85,9 @@ static int on_event(tg_relay_t *r, const char *ev, size_t len)
     tg_call_t *c = r->owner;
     const char *data;
     size_t n;
+    int relay_as_is = tg_translate_event(&c->tr, r, ev, len);
+    if (relay_as_is <= 0)
+        return 0; /* translated (or refused): the upstream's own event is not shown */
     if (tg_sse_data(ev, len, &data, &n) != 0 || n == 0 || data[0] != '{')
         return 1;
     c->text_chars += tg_usage_event_text(data, n);
@@ -98,6 +107,11 @@ static void on_finish(tg_relay_t *r, h2o_iovec_t body)
 {
     tg_call_t *c = r->owner;
     tg_usage_t *u = &c->u;
+    uint64_t translated_chars;
+    if (tg_translate_usage(&c->tr, u, &translated_chars))
+        c->usage_seen = 1;
+    if (c->tr.stream)
+        c->text_chars = translated_chars;
     if (body.len && r->status >= 200 && r->status < 300)
         capture_usage(c, body.base, body.len);
     u->status = (uint32_t)(r->status ? r->status : 502);
@@ -118,15 +132,31 @@ static void on_finish(tg_relay_t *r, h2o_iovec_t body)
     u->latency_ms = (uint32_t)((now - r->t0_ns) / 1000000u);
     u->ttfb_ms = r->ttfb_ns ? (uint32_t)((r->ttfb_ns - r->t0_ns) / 1000000u) : 0;
     u->ts_ms = tg_now_ms();
-    if (r->req && !r->started)
-        h2o_add_header_by_str(&r->req->pool, &r->req->res.headers, H2O_STRLIT("x-tollgate-cost"), 0, NULL,
-                              H2O_STRLIT("0.000000000"));
-    tg_settle(c->slot, u, c->method, c->client_ip);
+    u->cost_nanos = tg_admit_finish(tg_admit_worker(), c->adm, u->prompt_tokens, u->completion_tokens, u->cached_tokens);
+    if (r->req && !r->started) {
+        char *cost = h2o_mem_alloc_pool(&r->req->pool, 32);
+        size_t n = tg_admit_dollars(cost, u->cost_nanos);
+        h2o_add_header_by_str(&r->req->pool, &r->req->res.headers, H2O_STRLIT("x-tollgate-cost"), 0, NULL, cost, n);
+    }
+    tg_credit_bill_t bill = tg_admit_bill(c->adm);
+    tg_settle_bill(c->slot, u, c->method, c->client_ip, &bill);
 }
 
 static int on_failure(tg_relay_t *r, int status, int err, const tg_xfer_header_t *h, size_t n);
 static int on_head_ok(tg_relay_t *r);
-static const tg_relay_hooks_t g_call_hooks = {on_event, on_finish, on_failure, on_head_ok};
+static h2o_iovec_t on_transform(tg_relay_t *r, h2o_iovec_t body)
+{
+    tg_call_t *c = r->owner;
+    return tg_translate_body(&c->tr, r->req, r->status, body);
+}
+
+static void on_stream_end(tg_relay_t *r)
+{
+    tg_call_t *c = r->owner;
+    tg_translate_stream_end(&c->tr, r);
+}
+
+static const tg_relay_hooks_t g_call_hooks = {on_event, on_finish, on_failure, on_head_ok, on_transform, on_stream_end};
 
 /* Authenticates the caller: the account slot, or -1 after answering 401. */
 static int64_t authenticate(h2o_req_t *req, tg_account_settings_t *acct)
@@ -209,16 +239,28 @@ static int start_attempt(tg_call_t *c)
 {
     h2o_req_t *req = c->relay->req;
     tg_route_t route;
-    if (tg_route_pick(c->owner_id, c->level, c->ep->protocols, &route) != 0)
+    if (tg_route_pick(c->owner_id, c->level, tg_translate_protocols(c->ep), &route) != 0)
         return -1;
     for (unsigned i = 0; i < c->n_tried; i++)
         if (c->tried[i] == route.slot)
             return -1; /* every usable key was tried */
     c->tried[c->n_tried++] = route.slot;
     c->u.upstream_id = route.settings.id;
+    h2o_iovec_t body = c->client_body;
+    const char *path = c->ep->upstream_path, *why = NULL;
+    if (tg_translate_attempt(req, &c->tr, c->ep, route.settings.protocol, (c->u.flags & TG_USAGE_STREAM) != 0,
+                             c->u.model, &body, &path, &why) != 0) {
+        if (!c->relay->started && c->n_tried == 1) /* the first key cannot take it: say why */
+            c->refusal = why;
+        return -1;
+    }
+    if (!c->tr.active)
+        body = c->body; /* as the client sent it (with the usage request tollgate may add) */
     size_t nh = 0;
     if (route.settings.protocol == TG_PROTO_ANTHROPIC)
         c->headers[nh++] = tg_pool_fmt(&req->pool, "x-api-key: %s", route.secret);
+    else if (route.settings.protocol == TG_PROTO_GEMINI)
+        c->headers[nh++] = tg_pool_fmt(&req->pool, "x-goog-api-key: %s", route.secret);
     else
         c->headers[nh++] = tg_pool_fmt(&req->pool, "Authorization: Bearer %s", route.secret);
     if (c->ep->multipart)
@@ -226,16 +268,16 @@ static int start_attempt(tg_call_t *c)
     else
         c->headers[nh++] = "Content-Type: application/json";
     c->headers[nh++] = (c->u.flags & TG_USAGE_STREAM) ? "Accept: text/event-stream" : "Accept: */*";
-    if (c->ep->api == TG_API_MESSAGES) {
+    if (route.settings.protocol == TG_PROTO_ANTHROPIC || (c->ep->api == TG_API_MESSAGES && !c->tr.active)) {
         nh += copy_client_header(req, "anthropic-version", "2023-06-01", &c->headers[nh]);
         nh += copy_client_header(req, "anthropic-beta", NULL, &c->headers[nh]);
     }
 
     tg_xfer_request_t x = {0};
-    x.url = upstream_url(req, route.settings.url, c->ep->upstream_path);
+    x.url = upstream_url(req, route.settings.url, path);
     x.method = "POST";
-    x.body = c->body.base;
-    x.body_len = c->body.len;
+    x.body = body.base;
+    x.body_len = body.len;
     x.headers = c->headers;
     x.n_headers = nh;
     x.connect_timeout_ms = tg_w->cfg->upstream.connect_timeout_ms;
@@ -324,22 +366,39 @@ static int proxy_model(h2o_req_t *req, const tg_endpoint_t *ep)
         tg_http_error(req, 503, "server_error", "usage_ring_full", "the gateway is saturated; retry shortly");
         return 0;
     }
+    /* lists, mapping, price, limits, credit (worker/admit.h); settled in on_finish */
+    tg_admit_t *adm = h2o_mem_alloc_pool(&req->pool, sizeof(*adm));
+    struct sockaddr_storage peer;
+    tg_admit_req_t in = {(uint32_t)slot, &acct, req->path_normalized.base, req->path_normalized.len, model.base, model.len,
+                         0, NULL, req->entity.len, ep->multipart ? 0 : tg_admit_max_tokens(req->entity.base, req->entity.len)};
+    tg_admit_peer(req, &peer, &in);
+    tg_admit_refusal_t why;
+    if (tg_admit(tg_admit_worker(), &in, adm, &why) != 0) {
+        add_cors(req);
+        tg_admit_refuse(req, &why);
+        return 0;
+    }
+    if (adm->mapped && !ep->multipart) { /* the upstream gets the mapped model */
+        tg_json_span_t span = {model.base, model.len, TG_JSON_STRING};
+        req->entity = tg_admit_body(&req->pool, req->entity, &span, adm);
+    }
+    tg_admit_headers(req, adm);
 
     tg_call_t *c = h2o_mem_alloc_pool(&req->pool, sizeof(*c));
     memset(c, 0, sizeof(*c));
+    c->adm = adm;
     c->slot = (uint32_t)slot;
     c->ep = ep;
     c->content_type = ctype;
     c->owner_id = acct.owner_id;
-    c->level = acct.level;
+    c->level = adm->level;
     c->body_len = req->entity.len;
     snprintf(c->method, sizeof(c->method), "%.*s", (int)req->method.len, req->method.base);
     tg_client_ip(req, c->client_ip, sizeof(c->client_ip));
     tg_usage_t *u = &c->u;
     tg_worker_request_id(u->request_id);
     u->account_id = acct.id;
-    memcpy(u->model, model.base, model.len);
-    u->model[model.len] = '\0';
+    memcpy(u->model, adm->model, adm->model_len + 1); /* the model billed (after ModelMapper) */
     snprintf(u->path, sizeof(u->path), "%.*s", (int)req->path_normalized.len, req->path_normalized.base);
     if (is_stream)
         u->flags |= TG_USAGE_STREAM;
@@ -348,10 +407,14 @@ static int proxy_model(h2o_req_t *req, const tg_endpoint_t *ep)
                           strlen(u->request_id));
     add_cors(req);
     c->relay = tg_relay_create(req, &g_call_hooks, c);
+    c->client_body = req->entity;
     c->body = ep->api == TG_API_CHAT ? upstream_body(req, c, is_stream) : req->entity;
     if (start_attempt(c) != 0) {
-        c->relay->status = 503;
-        tg_http_error(req, 503, "upstream_error", "no_upstream_key", "no upstream key is available for this account");
+        c->relay->status = c->refusal ? 400 : 503;
+        if (c->refusal)
+            tg_http_error(req, 400, "invalid_request_error", "invalid_request", c->refusal);
+        else
+            tg_http_error(req, 503, "upstream_error", "no_upstream_key", "no upstream key is available for this account");
     }
     return 0;
 }

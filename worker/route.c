@@ -6,6 +6,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/seal.h"
+#include "shm/keypool.h"
 #include "worker/worker.h"
 
 static const char *open_secret(uint32_t slot, const tg_upstream_settings_t *st)
@@ -23,70 +24,33 @@ static const char *open_secret(uint32_t slot, const tg_upstream_settings_t *st)
     return c->secret;
 }
 
-static int usable(const tg_upstream_settings_t *st, uint64_t owner_id, uint32_t protocols, uint32_t slot, uint64_t now)
-{
-    return (st->flags & TG_UPSTREAM_ENABLED) && st->owner_id == owner_id && (protocols & (1u << st->protocol)) &&
-           atomic_load_explicit(&tg_w->arena->upstreams[slot].sleep_until_ms, memory_order_relaxed) <= now;
-}
-
 int tg_route_pick(uint64_t owner_id, int32_t level, uint32_t protocols, tg_route_t *out)
 {
-    uint32_t n = tg_upstream_count(tg_w->arena);
+    /* the pool's shared round-robin cursor (shm/keypool.h); any level of the owner when LEVEL has none */
     uint64_t now = tg_now_ms();
-    int64_t fallback = -1;
-    for (uint32_t i = 0; i < n; i++) {
-        uint32_t slot = (tg_w->rr_cursor + i) % n;
-        tg_upstream_settings_t st;
-        if (tg_upstream_read(tg_w->arena, slot, &st) != 0 || !usable(&st, owner_id, protocols, slot, now))
-            continue;
-        if (st.level != level) {
-            if (fallback < 0)
-                fallback = slot;
-            continue;
-        }
-        tg_w->rr_cursor = slot + 1;
-        out->slot = slot;
-        out->settings = st;
-        return (out->secret = open_secret(slot, &out->settings)) ? 0 : -1;
-    }
-    if (fallback < 0)
+    uint32_t slot;
+    if (tg_keypool_pick(tg_w->arena, owner_id, level, protocols, now, NULL, 0, &slot) != 0 &&
+        tg_keypool_pick(tg_w->arena, owner_id, -1, protocols, now, NULL, 0, &slot) != 0)
         return -1;
-    out->slot = (uint32_t)fallback;
-    if (tg_upstream_read(tg_w->arena, out->slot, &out->settings) != 0)
+    out->slot = slot;
+    if (tg_upstream_read(tg_w->arena, slot, &out->settings) != 0)
         return -1;
-    tg_w->rr_cursor = out->slot + 1;
-    return (out->secret = open_secret(out->slot, &out->settings)) ? 0 : -1;
+    return (out->secret = open_secret(slot, &out->settings)) ? 0 : -1;
 }
 
 void tg_route_sleep(uint32_t slot, uint64_t ms)
 {
-    atomic_store_explicit(&tg_w->arena->upstreams[slot].sleep_until_ms, tg_now_ms() + ms, memory_order_relaxed);
+    tg_keypool_sleep_until(tg_w->arena, slot, tg_now_ms() + ms);
 }
 
 void tg_route_failed(uint32_t slot, int status, uint32_t retry_after_s)
 {
-    tg_upstream_t *u = &tg_w->arena->upstreams[slot];
-    atomic_fetch_add_explicit(&u->failures, 1, memory_order_relaxed);
-    uint32_t streak = atomic_fetch_add_explicit(&u->consecutive_failures, 1, memory_order_relaxed);
-    uint64_t ms;
-    if (status == 429) {
-        ms = retry_after_s ? (uint64_t)retry_after_s * 1000u : 60000u;
-    } else if (status == 401 || status == 403) {
-        ms = 600000u;
-        tg_warn("upstream key %llu was refused by its provider (%d); resting it for 10 minutes",
-                (unsigned long long)u->id, status);
-    } else {
-        ms = 30000u << (streak < 5 ? streak : 5);
-        if (ms > 600000u)
-            ms = 600000u;
-    }
-    tg_route_sleep(slot, ms);
+    if (tg_keypool_failed(tg_w->arena, slot, status, retry_after_s, tg_now_ms()) == 0)
+        tg_warn("upstream key %llu was refused by its provider (%d); disabled until it is published again",
+                (unsigned long long)tg_w->arena->upstreams[slot].id, status);
 }
 
 void tg_route_succeeded(uint32_t slot)
 {
-    tg_upstream_t *u = &tg_w->arena->upstreams[slot];
-    atomic_fetch_add_explicit(&u->requests, 1, memory_order_relaxed);
-    if (atomic_load_explicit(&u->consecutive_failures, memory_order_relaxed))
-        atomic_store_explicit(&u->consecutive_failures, 0, memory_order_relaxed);
+    tg_keypool_succeeded(tg_w->arena, slot);
 }

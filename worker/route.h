@@ -21,7 +21,8 @@ int tg_route_pick(uint64_t owner_id, int32_t level, uint32_t protocols, tg_route
 void tg_route_sleep(uint32_t slot, uint64_t ms);
 /** Records an upstream failure of the key in SLOT and puts it to sleep (api-compat 7.4): on 429
  * for RETRY_AFTER_S seconds or 60 s; on 5xx or a connection failure (STATUS 0) for 30 s doubling
- * on repeats up to 10 min; on 401/403 for 10 min (the key is refused by its provider). */
+ * on repeats up to 10 min; on 401/403 the key is disabled until the persister publishes it again
+ * (shm/keypool.h). */
 void tg_route_failed(uint32_t slot, int status, uint32_t retry_after_s);
 /** Records a good answer: the key's failure streak ends. */
 void tg_route_succeeded(uint32_t slot);

@@ -13,6 +13,8 @@
 struct tg_pending_record {
     tg_pending_record_t *next;
     size_t len;
+    int has_bill;
+    tg_credit_bill_t bill; /* settled when the record reaches the ring */
     uint8_t data[TG_RING_PAYLOAD];
 };
 
@@ -39,21 +41,46 @@ static void access_line(const tg_usage_t *u, const char *method, const char *cli
 
 void tg_settle(uint32_t slot, const tg_usage_t *u, const char *method, const char *client_ip)
 {
+    tg_settle_bill(slot, u, method, client_ip, NULL);
+}
+
+/* The record is in the ring (or lost): the credit settles (credit.h). */
+static void settle_credit(uint32_t slot, int64_t cost, const tg_credit_bill_t *bill)
+{
+    if (bill) {
+        tg_credit_bill_t b = *bill;
+        tg_credit_settle(tg_w->arena, &b.hold, b.cost, b.month, b.soft_limit);
+    } else {
+        atomic_fetch_add_explicit(&tg_w->arena->accounts[slot].spent, cost, memory_order_relaxed);
+    }
+}
+
+void tg_settle_bill(uint32_t slot, const tg_usage_t *u, const char *method, const char *client_ip,
+                    const tg_credit_bill_t *bill)
+{
     tg_account_t *acct = &tg_w->arena->accounts[slot];
     atomic_fetch_add_explicit(&acct->requests, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&acct->spent, u->cost_nanos, memory_order_relaxed);
 
     uint8_t buf[TG_RING_PAYLOAD];
     int len = tg_usage_encode(u, buf, sizeof(buf));
     if (len < 0) {
         tg_error("usage record %s does not fit a ring slot", u->request_id);
-    } else if (tg_w->backlog != NULL || tg_ring_push(tg_w->arena, buf, (size_t)len) != TG_RING_OK) {
+        settle_credit(slot, u->cost_nanos, bill);
+    } else if (tg_w->backlog == NULL && tg_ring_push(tg_w->arena, buf, (size_t)len) == TG_RING_OK) {
+        settle_credit(slot, u->cost_nanos, bill);
+    } else {
         tg_pending_record_t *r = malloc(sizeof(*r));
         if (r == NULL) {
             tg_error("usage record %s: out of memory for the backlog", u->request_id);
+            settle_credit(slot, u->cost_nanos, bill);
         } else {
             memcpy(r->data, buf, (size_t)len);
             r->len = (size_t)len;
+            r->has_bill = bill != NULL;
+            if (bill)
+                r->bill = *bill;
+            else
+                memset(&r->bill, 0, sizeof(r->bill)), r->bill.hold.slot = slot, r->bill.cost = u->cost_nanos;
             /* keep order: append at the tail */
             tg_pending_record_t **tail = &tg_w->backlog;
             while (*tail)
@@ -72,6 +99,7 @@ size_t tg_settle_flush_backlog(void)
         tg_pending_record_t *r = tg_w->backlog;
         if (tg_ring_push(tg_w->arena, r->data, r->len) != TG_RING_OK)
             break;
+        settle_credit(r->bill.hold.slot, r->bill.cost, r->has_bill ? &r->bill : NULL);
         tg_w->backlog = r->next;
         tg_w->backlog_len--;
         free(r);

@@ -3,10 +3,16 @@
 #ifndef TG_SETTLE_H
 #define TG_SETTLE_H
 
+#include "shm/credit.h"
 #include "shm/usage.h"
 
-/** Records U for the account in arena slot SLOT. */
+/** Records U for the account in arena slot SLOT (U->cost_nanos is added to its `spent`). */
 void tg_settle(uint32_t slot, const tg_usage_t *u, const char *method, const char *client_ip);
+/** Records U and settles the admission's BILL (credit.h): the reservation is released and the
+ * real cost moves to `spent` once the record is in the ring (or, if the ring is full, when the
+ * backlog gets it there), so a worker that dies meanwhile leaves the reservation to the reaper. */
+void tg_settle_bill(uint32_t slot, const tg_usage_t *u, const char *method, const char *client_ip,
+                    const tg_credit_bill_t *bill);
 /** Retries records held back by a full ring; call from the loop. Returns how many remain. */
 size_t tg_settle_flush_backlog(void);
 /** 1 when the ring has room for new requests (admission control). */

@@ -98,6 +98,8 @@ static void check_defaults(const tg_config_t *cfg)
     assert_string_equal(cfg->log.level, "info");
     assert_string_equal(cfg->bootstrap.root_key_file, "./data/root.key");
     assert_int_equal(cfg->n_keys, 0);
+    assert_int_equal(cfg->store.usage_retention_days, 90);
+    assert_int_equal(cfg->store.allow_private_providers, 0);
 }
 
 static void test_defaults(void **state)
@@ -112,6 +114,23 @@ static void test_defaults(void **state)
         tg_config_dispose(&cfg);
         assert_null(cfg.path);
     }
+}
+
+static void test_store_section(void **state)
+{
+    tg_config_t cfg;
+
+    expect_ok("store:\n  usage_retention_days: 0\n", &cfg);
+    assert_int_equal(cfg.store.usage_retention_days, 0);
+    tg_config_dispose(&cfg);
+    expect_ok("store: { usage_retention_days: 400, allow_private_providers: true }\n", &cfg);
+    assert_int_equal(cfg.store.usage_retention_days, 400);
+    assert_int_equal(cfg.store.allow_private_providers, 1);
+    tg_config_dispose(&cfg);
+    expect_error("store:\n  allow_private_providers: maybe\n", 2, "store.allow_private_providers", "");
+    expect_error("store:\n  usage_retention_days: -1\n", 2, "store.usage_retention_days", "between 0 and 36500");
+    expect_error("store:\n  usage_retention_days: 1.5\n", 2, "store.usage_retention_days", "must be an integer");
+    expect_error("store:\n  keep: 1\n", 2, "store.keep", "unknown key");
 }
 
 static void test_empty_sections_keep_defaults(void **state)
@@ -536,7 +555,8 @@ static void test_example_conf(void **state)
                                   .server = cfg.server,
                                   .upstream = cfg.upstream,
                                   .log = cfg.log,
-                                  .bootstrap = cfg.bootstrap});
+                                  .bootstrap = cfg.bootstrap,
+                                  .store = cfg.store});
     assert_string_equal(cfg.path, path);
     assert_int_equal(cfg.n_keys, 1);
     assert_string_equal(cfg.keys[0].name, "mock");
@@ -594,6 +614,7 @@ int main(void)
         cmocka_unit_test(test_parse_duration),
         cmocka_unit_test(test_example_conf),
         cmocka_unit_test(test_load_twice),
+        cmocka_unit_test(test_store_section),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

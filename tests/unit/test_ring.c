@@ -403,8 +403,9 @@ static void test_multiprocess_stress(void **state)
     size_t len;
     assert_int_equal(tg_ring_peek(a, tg_ring_tail(a), &data, &len), TG_RING_EMPTY);
     assert_true(atomic_load(&a->hdr->ring_skipped) == 0);
-    /* the producers really ran concurrently: their records are interleaved */
-    if (switches < 4 * PRODUCERS)
+    /* the producers really ran concurrently: their records are interleaved (how much depends on
+     * the scheduler; on a loaded 2-core machine a few switches are all one can count on) */
+    if (switches < PRODUCERS)
         fail_msg("only %llu producer switches in the consumed order", (unsigned long long)switches);
 }
 

@@ -1,0 +1,162 @@
+/* Card expiry and usage retention jobs (expiry.h). */
+#include "store/expiry.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "store/ledger.h"
+#include "store/record.h"
+#include "store/store-i.h"
+#include "store/txn.h"
+
+static ssize_t find(tg_store_t *s, uint64_t id)
+{
+    for (size_t i = 0; i < s->expiry.n; i++)
+        if (s->expiry.ids[i] == id)
+            return (ssize_t)i;
+    return -1;
+}
+
+void tg_expiry_forget(tg_store_t *s, uint64_t id)
+{
+    ssize_t i = find(s, id);
+    if (i < 0)
+        return;
+    s->expiry.n--;
+    s->expiry.ids[i] = s->expiry.ids[s->expiry.n];
+    s->expiry.at[i] = s->expiry.at[s->expiry.n];
+}
+
+static void set_at(tg_store_t *s, uint64_t id, int64_t at)
+{
+    ssize_t i = find(s, id);
+    if (i >= 0) {
+        s->expiry.at[i] = at;
+        return;
+    }
+    if (s->expiry.n == s->expiry.cap) {
+        size_t cap = s->expiry.cap ? s->expiry.cap * 2 : 64;
+        uint64_t *ids = realloc(s->expiry.ids, cap * sizeof(*ids));
+        if (ids == NULL)
+            return;
+        s->expiry.ids = ids;
+        int64_t *at2 = realloc(s->expiry.at, cap * sizeof(*at2));
+        if (at2 == NULL)
+            return;
+        s->expiry.at = at2;
+        s->expiry.cap = cap;
+    }
+    s->expiry.ids[s->expiry.n] = id;
+    s->expiry.at[s->expiry.n] = at;
+    s->expiry.n++;
+}
+
+void tg_expiry_note(tg_store_t *s, const json_t *rec)
+{
+    uint64_t id = tg_rec_u64(rec, "ID", 0);
+    /* Any card, even a spent-out one, is due for removal once expired. */
+    int64_t best = 0;
+    size_t i;
+    json_t *card;
+    json_array_foreach(json_object_get(rec, "CreditBalance"), i, card)
+    {
+        time_t t;
+        if (tg_rfc3339_parse(tg_rec_str(card, "expires_at", ""), &t) == 0 && (best == 0 || (int64_t)t < best))
+            best = (int64_t)t;
+    }
+    if (best == 0)
+        tg_expiry_forget(s, id);
+    else
+        set_at(s, id, best);
+}
+
+static int load_one(void *ud, const char *key, size_t klen, const char *val, size_t vlen)
+{
+    tg_store_t *s = ud;
+    json_t *rec = json_loadb(val, vlen, 0, NULL);
+    if (rec && json_array_size(json_object_get(rec, "CreditBalance")) > 0)
+        tg_expiry_note(s, rec);
+    json_decref(rec);
+    return 0;
+}
+
+int tg_expiry_load(tg_store_t *s)
+{
+    s->expiry.n = 0;
+    return tg_store_each(s, TG_CF_ACCOUNTS, load_one, s);
+}
+
+int tg_expiry_run(tg_store_t *s, tg_arena_t *arena, int64_t now)
+{
+    int changed_accounts = 0;
+    s->stats.expiry_runs++;
+    for (size_t i = 0; i < s->expiry.n;) {
+        if (s->expiry.at[i] > now) {
+            i++;
+            continue;
+        }
+        uint64_t id = s->expiry.ids[i];
+        tg_txn_t t;
+        tg_txn_init(&t, s, arena);
+        t.now = (time_t)now;
+        json_t *rec = tg_txn_load(&t, id);
+        if (rec == NULL) {
+            tg_txn_dispose(&t);
+            tg_expiry_forget(s, id); /* deleted meanwhile */
+            continue;
+        }
+        int changed = 0;
+        int64_t delta = tg_ledger_expire(t.b, s, rec, (time_t)now, &changed);
+        if (!changed) {
+            tg_expiry_note(s, rec);
+            tg_txn_dispose(&t);
+            if (find(s, id) >= 0 && s->expiry.at[find(s, id)] <= now)
+                tg_expiry_forget(s, id); /* nothing expirable after all: avoid spinning */
+            i = 0;
+            continue;
+        }
+        char *err = NULL;
+        if (tg_txn_commit(&t, &err) != 0) {
+            tg_error("expiry: account %llu: %s", (unsigned long long)id, err ? err : "write failed");
+            free(err);
+            tg_txn_dispose(&t);
+            return -1;
+        }
+        if (delta != 0)
+            s->stats.expired_cards++;
+        tg_info("expiry: account %llu: expired cards written off ($%.9f)", (unsigned long long)id,
+                tg_nanos_to_dollars(-delta));
+        tg_txn_dispose(&t);
+        changed_accounts++;
+        i = 0; /* the table changed under us (note/forget): rescan; each account is handled once */
+    }
+    return changed_accounts;
+}
+
+int tg_retention_run(tg_store_t *s, uint32_t days, uint64_t now_ms)
+{
+    if (days == 0)
+        return 0;
+    uint64_t span = (uint64_t)days * 86400000ULL;
+    if (now_ms <= span)
+        return 0;
+    uint64_t cutoff = now_ms - span;
+    uint8_t lo[8], hi[8];
+    tg_be64_put(lo, 0);
+    tg_be64_put(hi, cutoff);
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    rocksdb_writebatch_delete_range_cf(b, s->cf[TG_CF_USAGE], (const char *)lo, 8, (const char *)hi, 8);
+    tg_store_meta_put(b, s, TG_META_USAGE_PRUNED_BEFORE, cutoff);
+    char *err = NULL;
+    int rc = tg_store_commit(s, b, &err);
+    rocksdb_writebatch_destroy(b);
+    if (rc != 0) {
+        tg_error("retention: deleting usage rows before %llu: %s", (unsigned long long)cutoff, err ? err : "?");
+        free(err);
+        return -1;
+    }
+    s->stats.retention_runs++;
+    s->stats.retention_deleted_before_ms = cutoff;
+    return 0;
+}
