@@ -21,6 +21,7 @@
 
 #include "common/clock.h"
 #include "shm/arena-t.h"
+#include "shm/policy.h"
 #include "store/account_rec.h"
 #include "store/api.h"
 #include "store/api_manage-i.h"
@@ -482,6 +483,16 @@ void tg_api_dashboard_models(tg_api_req_t *r)
     const char *k;
     json_t *v;
     json_object_foreach(json_object_get(conf, "PRICES"), k, v) json_object_set_new(seen, k, json_true());
+    /* every model the built-in price table names exactly (patterns are not models) */
+    size_t blen;
+    const char *builtin = tg_policy_builtin_prices(&blen);
+    uint32_t dct;
+    char *perr = NULL;
+    json_t *table = tg_prices_yaml_parse(builtin, blen, &dct, &perr);
+    free(perr);
+    json_object_foreach(table, k, v) if (!strchr(k, '*'))
+        json_object_set_new(seen, k, json_true());
+    json_decref(table);
     json_object_foreach(json_object_get(r->caller, "ModelLimits"), k, v) json_object_set_new(seen, k, json_true());
     const char *lists[] = {tg_rec_str(conf, "MODEL_MAPPER", ""), tg_rec_str(r->caller, "ModelMapper", ""),
                            tg_rec_str(r->caller, "AllowModels", "")};

@@ -11,6 +11,7 @@
 #include "shm/upstreams.h"
 #include "shm/usage.h"
 #include "store/api.h"
+#include "store/account_rec.h"
 #include "store/record.h"
 #include "store/stats.h"
 #include "store/store-i.h"
@@ -115,6 +116,10 @@ static uint64_t ring_oldest_age_ms(tg_arena_t *a)
 
 void tg_api_metrics(tg_api_req_t *r)
 {
+    if (tg_rec_u64(r->caller, "ID", 0) != TG_ROOT_ID) {
+        tg_api_error(r, 403, "permission_error", "metrics are for the root account's key");
+        return;
+    }
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);

@@ -9,7 +9,7 @@
 #define AS (TG_ROUTE_AUTH | TG_ROUTE_SUBTREE)
 static const tg_route_t g_routes[] = {
     {"GET", "/healthz", 0, tg_api_healthz},
-    {"GET", "/metrics", 0, tg_api_metrics},
+    {"GET", "/metrics", A, tg_api_metrics}, /* root's key: Prometheus sends it as a bearer token */
     /* dashboard (api_dashboard.c): self */
     {"GET", "/dashboard/status", A, tg_api_dashboard_status},
     {"GET", "/dashboard/x-user-status", A, tg_api_dashboard_status},
@@ -24,6 +24,8 @@ static const tg_route_t g_routes[] = {
     {"GET", "/dashboard/x-user-news", A, tg_api_dashboard_news},
     {"GET", "/dashboard/conf", A, tg_api_dashboard_conf},
     {"GET", "/dashboard/models", A, tg_api_dashboard_models},
+    {"GET", "/v1/models", A, tg_api_dashboard_models},
+    {"GET", "/models", A, tg_api_dashboard_models},
     {"GET", "/dashboard/billing/usage", A, tg_api_dashboard_billing_usage},
     {"GET", "/dashboard/requests", A, tg_api_dashboard_requests},
     /* manage (api_manage.c): self and descendants */

@@ -3,7 +3,6 @@
 // verify, restore).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { request } from 'node:http';
 import { join } from 'node:path';
 import { startMock, startGateway, runTollgate, waitFor, sleep } from './lib/harness.js';
 
@@ -17,18 +16,6 @@ async function api(key, method, path, body) {
   let json;
   try { json = JSON.parse(text); } catch { json = text; }
   return { status: r.status, body: json, headers: r.headers };
-}
-
-function persisterGet(path) {
-  return new Promise((resolve, reject) => {
-    const req = request({ socketPath: join(gw.dataDir, 'persister.sock'), path, method: 'GET' }, (res) => {
-      let body = '';
-      res.on('data', (d) => { body += d; });
-      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
 }
 
 before(async () => {
@@ -200,8 +187,15 @@ test('a card with a tiny Days expires and is written off by the expiry job', asy
   assert.ok(logs.every((c) => Date.parse(c.expires_at) > Date.now()));
 });
 
-test('GET /metrics on the persister socket is Prometheus text', async () => {
-  const r = await persisterGet('/metrics');
+test('GET /metrics is Prometheus text for the root key only', async () => {
+  const anon = await fetch(`${gw.base}/metrics`);
+  assert.equal(anon.status, 401);
+  const sub = await api(gw.rootKey, 'POST', '/x-users', { Name: 'metrics-peeker', Email: 'peek@example.com', CreditGranted: 25 });
+  assert.equal(sub.status, 200, JSON.stringify(sub.body));
+  const denied = await fetch(`${gw.base}/metrics`, { headers: { authorization: `Bearer ${sub.body.User.SecretKey}` } });
+  assert.equal(denied.status, 403);
+  const res = await fetch(`${gw.base}/metrics`, { headers: { authorization: `Bearer ${gw.rootKey}` } });
+  const r = { status: res.status, headers: { 'content-type': res.headers.get('content-type') }, body: await res.text() };
   assert.equal(r.status, 200);
   assert.match(r.headers['content-type'], /text\/plain/);
   for (const name of ['tollgate_persister_records_drained_total', 'tollgate_persister_lag_seconds', 'tollgate_ring_used',

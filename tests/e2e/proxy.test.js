@@ -195,3 +195,15 @@ test('a stream the client abandons is cancelled upstream at once and billed by e
     await slow.stop();
   }
 });
+
+test('GET /v1/models lists the models the caller may use, in OpenAI list format', async () => {
+  const models = await client.models.list();
+  const ids = [];
+  for await (const m of models) ids.push(m.id);
+  assert.ok(ids.includes('gpt-4o-mini'), ids.join(','));
+  assert.ok(ids.every((id) => !id.includes('*')), 'patterns are not models');
+  const anon = await fetch(`${gw.base}/v1/models`);
+  assert.equal(anon.status, 401);
+  const bare = await fetch(`${gw.base}/models`, { headers: { authorization: gw.rootKey } });
+  assert.equal((await bare.json()).object, 'list');
+});
