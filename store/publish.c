@@ -65,10 +65,16 @@ static void links_from_map(const tg_slotmap_t *map, const json_t *rec, tg_accoun
                 v = v * 10 + (uint64_t)(*p++ - '0');
             ids[n++] = v;
         }
-        if (n == 0 || ids[n - 1] != self)
-            ids[n < 64 ? n++ : 63] = self; /* ancestors-only DNA */
-        if (n == 1)
-            ids[0] = tg_rec_u64(rec, "ParentID", 0), ids[1] = self, n = 2;
+        if (n == 0 || ids[n - 1] != self) { /* an ancestors-only DNA */
+            if (n == 64)
+                n--;
+            ids[n++] = self;
+        }
+        if (n == 1) { /* no DNA: the parent */
+            ids[0] = tg_rec_u64(rec, "ParentID", 0);
+            ids[1] = self;
+            n = 2;
+        }
         for (size_t i = n - 1; i-- > 0;) {
             int64_t slot = ids[i] ? tg_slotmap_find(map, ids[i]) : -1;
             if (slot >= 0) {

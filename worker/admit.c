@@ -20,7 +20,8 @@ void tg_admit_ctx_init(tg_admit_ctx_t *c, tg_arena_t *arena, const char *timezon
 {
     memset(c, 0, sizeof(*c));
     c->arena = arena;
-    if (timezone && *timezone) {
+    const char *tz = getenv("TZ");
+    if (timezone && *timezone && (!tz || strcmp(tz, timezone) != 0)) { /* day boundaries in the configured zone */
         setenv("TZ", timezone, 1);
         tzset();
     }

@@ -24,6 +24,7 @@
 #include "worker/worker.h"
 
 #define MAX_ATTEMPTS 4 /* upstream keys tried for one request before the failure is shown */
+#define MAX_LEVELS 8   /* levels one request may fall over to */
 
 /* Per-request state of a proxied model call, in the request pool. */
 typedef struct tg_call {
@@ -42,6 +43,8 @@ typedef struct tg_call {
     uint32_t route_slot; /* upstream key of the current attempt */
     uint32_t tried[MAX_ATTEMPTS];
     unsigned n_tried;
+    int32_t levels[MAX_LEVELS]; /* levels already exhausted, for SWITCH_OVER */
+    unsigned n_levels;
     const tg_endpoint_t *ep;
     h2o_iovec_t content_type; /* of a multipart body, passed on with its boundary */
     const char *headers[6];
@@ -234,16 +237,33 @@ static size_t copy_client_header(h2o_req_t *req, const char *name, const char *d
     return 1;
 }
 
+/* The next key for C, in the fail-over order of api-compat 7.4: the keys of the current level
+ * round-robin, then the levels SWITCH_OVER names (each once, a cycle stops), then any level of
+ * the owner's pool. Keys already tried are skipped. */
+static int pick_key(tg_call_t *c, tg_route_t *route)
+{
+    uint32_t protocols = tg_translate_protocols(c->ep);
+    for (;;) {
+        if (tg_route_pick(c->owner_id, c->level, protocols, c->tried, c->n_tried, route) == 0)
+            return 0;
+        if (c->level < 0 || c->n_levels >= MAX_LEVELS)
+            return -1;
+        c->levels[c->n_levels++] = c->level;
+        int32_t next = tg_admit_switch_over(tg_admit_worker(), c->owner_id, c->level);
+        for (unsigned i = 0; i < c->n_levels && next > 0; i++)
+            if (c->levels[i] == next)
+                next = 0; /* a cycle: each level once */
+        c->level = next > 0 ? next : -1; /* -1: any level of the pool, last */
+    }
+}
+
 /* Picks a key for C and starts one upstream exchange. 0, or -1 when no usable key is left. */
 static int start_attempt(tg_call_t *c)
 {
     h2o_req_t *req = c->relay->req;
     tg_route_t route;
-    if (tg_route_pick(c->owner_id, c->level, tg_translate_protocols(c->ep), &route) != 0)
+    if (pick_key(c, &route) != 0)
         return -1;
-    for (unsigned i = 0; i < c->n_tried; i++)
-        if (c->tried[i] == route.slot)
-            return -1; /* every usable key was tried */
     c->tried[c->n_tried++] = route.slot;
     c->u.upstream_id = route.settings.id;
     h2o_iovec_t body = c->client_body;

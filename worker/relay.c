@@ -95,9 +95,10 @@ static int header_relayed(const tg_relay_t *r, h2o_iovec_t name)
         return 0;
     if (r->forward_all_headers)
         return 1;
+    /* the provider's x-ratelimit-* headers describe tollgate's key, not the caller's limits
+     * (tollgate sends its own): they are not relayed */
     return h2o_memis(name.base, name.len, H2O_STRLIT("content-type")) ||
-           h2o_memis(name.base, name.len, H2O_STRLIT("retry-after")) ||
-           (name.len > 12 && memcmp(name.base, "x-ratelimit-", 12) == 0);
+           h2o_memis(name.base, name.len, H2O_STRLIT("retry-after"));
 }
 
 static int is_event_stream(const tg_xfer_header_t *h, size_t n)

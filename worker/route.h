@@ -3,6 +3,7 @@
 #ifndef TG_ROUTE_H
 #define TG_ROUTE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "shm/upstreams.h"
@@ -13,10 +14,11 @@ typedef struct tg_route {
     const char *secret; /* plaintext, owned by the worker's cache */
 } tg_route_t;
 
-/** Picks a key of OWNER_ID at LEVEL (any level of the owner when that level has none usable)
- * whose protocol is in PROTOCOLS (a bit mask of 1 << tg_protocol_t). Returns 0 and fills *out,
- * or -1 when the owner has no usable key. */
-int tg_route_pick(uint64_t owner_id, int32_t level, uint32_t protocols, tg_route_t *out);
+/** Picks a key of OWNER_ID at LEVEL (LEVEL < 0: any level) whose protocol is in PROTOCOLS (a bit
+ * mask of 1 << tg_protocol_t), skipping the slots in EXCLUDE[0..N_EXCLUDE). Returns 0 and fills
+ * *out, or -1 when no usable key is left there. */
+int tg_route_pick(uint64_t owner_id, int32_t level, uint32_t protocols, const uint32_t *exclude, size_t n_exclude,
+                  tg_route_t *out);
 /** Puts a key to sleep for MS milliseconds. */
 void tg_route_sleep(uint32_t slot, uint64_t ms);
 /** Records an upstream failure of the key in SLOT and puts it to sleep (api-compat 7.4): on 429

@@ -77,10 +77,13 @@ void tg_settle_bill(uint32_t slot, const tg_usage_t *u, const char *method, cons
             memcpy(r->data, buf, (size_t)len);
             r->len = (size_t)len;
             r->has_bill = bill != NULL;
-            if (bill)
+            if (bill) {
                 r->bill = *bill;
-            else
-                memset(&r->bill, 0, sizeof(r->bill)), r->bill.hold.slot = slot, r->bill.cost = u->cost_nanos;
+            } else {
+                memset(&r->bill, 0, sizeof(r->bill));
+                r->bill.hold.slot = slot;
+                r->bill.cost = u->cost_nanos;
+            }
             /* keep order: append at the tail */
             tg_pending_record_t **tail = &tg_w->backlog;
             while (*tail)

@@ -11,6 +11,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "shm/credit.h"
 #include "worker/proxy.h"
 #include "worker/settle.h"
 
@@ -86,6 +87,7 @@ static void run_loop(tg_worker_t *w)
         h2o_evloop_run(w->ctx.loop, wait);
         tg_upstream_client_tick(w->client);
         tg_log_reopen_if_requested();
+        tg_credit_maybe_reap(w->arena, tg_now_ms()); /* reservations of dead processes, also when idle */
         if (w->backlog)
             tg_settle_flush_backlog();
         if (*w->args->stop && !draining) {

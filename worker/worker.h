@@ -47,7 +47,6 @@ typedef struct tg_worker {
     h2o_socket_t **listen_socks;
     tg_upstream_client_t *client;
     tg_secret_cache_t *secrets; /* one per upstream slot */
-    uint32_t rr_cursor;         /* round-robin position over upstream slots */
     uint64_t rid_prefix;        /* random per process: request ids stay unique across restarts */
     uint64_t rid_counter;
     size_t inflight;            /* requests accepted and not yet disposed */

@@ -94,3 +94,29 @@ test('an upstream that never answers hits the first-byte timeout, tries the next
   assert.ok(took >= 1300 && took < 5000, `two 700 ms waits, took ${took} ms`);
   assert.equal((await r.json()).error.code, 'upstream_unavailable');
 }));
+
+test('when a level is exhausted the request falls over to the level SWITCH_OVER names', async () => {
+  await mock.reset();
+  const three = [
+    { name: 'l1', secret: 'sk-level-one-000001', level: 1 },
+    { name: 'l2', secret: 'sk-level-two-000002', level: 2 },
+    { name: 'l3', secret: 'sk-level-three-00003', level: 3 },
+  ];
+  const gw = await startGateway({ mock, keys: three });
+  try {
+    const r = await fetch(`${gw.base}/x-config`, {
+      method: 'PUT', headers: { authorization: gw.rootKey, 'content-type': 'application/json' },
+      body: JSON.stringify({ SWITCH_OVER: '1=3' }),
+    });
+    assert.equal(r.status, 200, await r.text());
+    await mock.fault(three[0].secret, '500', -1);
+    const client = new OpenAI({ apiKey: gw.rootKey, baseURL: `${gw.base}/v1`, maxRetries: 0 });
+    for (let i = 0; i < 3; i++) await client.chat.completions.create({ model: 'gpt-4o-mini', messages });
+    const stats = await mock.stats();
+    assert.equal(stats.by_key[three[2].secret]?.served, 3, JSON.stringify(stats.by_key));
+    assert.equal(stats.by_key[three[1].secret], undefined, 'level 2 is not on the SWITCH_OVER path');
+  } finally {
+    await gw.cleanup();
+    await mock.reset();
+  }
+});
