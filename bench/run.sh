@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/run.sh - tollgate's benchmark suite (`make bench`; `QUICK=1 make bench` for the short run).
 #
-# Runs the scenarios of ../shared/design/benchmarks.md in one go, every gateway beside the same load
+# Runs the scenarios of docs/benchmarks.md in one go, every gateway beside the same load
 # sent straight to the mock upstream ("direct"), and writes the raw results, a Markdown summary
 # and SVG plots to bench/results/ (see docs/benchmarks.md for how to read them).
 #
@@ -9,8 +9,9 @@
 #   load       wrk (HTTP/1.1), h2load (h2c), bench/tools/loadgen.c (streams; paced open loop)
 #   pinning    the mocks and the system under test on $SYS_CPUS (default CPU 0), the load
 #              generators on $LOAD_CPUS (default CPU 1)
-#   settings   QUICK=1 (about 3 minutes) or the full run (about 15 minutes); SYSTEMS and SCENARIOS
-#              select a subset, e.g. SYSTEMS="direct tollgate" SCENARIOS="S1 S2"; BUILD=build;
+#   settings   QUICK=1 (about 3 minutes) or the full run (about 10-15 minutes); SYSTEMS and SCENARIOS
+#              select a subset, e.g. SYSTEMS="direct tollgate" SCENARIOS="S1 S2" (reported as
+#              "-partial", latest.* untouched); BUILD=build;
 #              KEEP=1 keeps the run directory (logs, configs, perf.data)
 #
 # Every process started here is stopped on exit, also on failure or Ctrl-C.
@@ -21,8 +22,12 @@ ROOT=$(dirname "$BENCH_DIR")
 BUILD=${BUILD:-$ROOT/build}
 case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
 QUICK=${QUICK:-0}
-SYSTEMS=${SYSTEMS:-direct tollgate nginx h2o portkey}
-SCENARIOS=${SCENARIOS:-M S1 S6 S7 PROFILE S2 S3 S4 S5}
+ALL_SYSTEMS="direct tollgate nginx h2o portkey"
+ALL_SCENARIOS="M S1 S6 S7 PROFILE S2 S3 S4 S5"
+SYSTEMS=${SYSTEMS:-$ALL_SYSTEMS}
+SCENARIOS=${SCENARIOS:-$ALL_SCENARIOS}
+# a subset run is reported as <date>-<host>[-quick]-partial and leaves latest.* alone
+PARTIAL=$([ "$SYSTEMS" = "$ALL_SYSTEMS" ] && [ "$SCENARIOS" = "$ALL_SCENARIOS" ] && echo 0 || echo 1)
 NPROC=$(nproc)
 CLK_TCK=$(getconf CLK_TCK)
 SYS_CPUS=${SYS_CPUS:-0}
@@ -122,6 +127,10 @@ for prog in arena_micro ring_probe; do
     "$BUILD/libtgcore.a" $TG_LIBS -lpthread -lm
 done
 
+# CPU time of the whole machine, to tell afterwards how much other work ran beside the benchmark
+read -r _ cu cn cs _ _ cirq csirq csteal _ </proc/stat
+MACHINE_BUSY0=$(( cu + cn + cs + cirq + csirq )); MACHINE_STEAL0=$csteal
+
 ROOT_KEY=sk-Xvs$(head -c 512 /dev/urandom | tr -dc 'A-Za-z0-9' | head -c 45)
 [ ${#ROOT_KEY} = 51 ] || die "could not make a root key"
 
@@ -181,10 +190,14 @@ if [[ " $SYSTEMS " == *" tollgate "* ]]; then
   want S5 && s5_run
 fi
 
-record meta end "" "{\"loadavg_end\":$(json_str "$(cat /proc/loadavg)"),\"seconds\":$(( $(date +%s) - BENCH_T0 ))}"
 stop_all
+# Other work on the machine = all CPU time used since the start minus what this run's processes
+# (all waited for, so counted by `times`) used.
+read -r _ cu cn cs _ _ cirq csirq csteal _ </proc/stat
+bench_cpu=$(times | tail -n 1 | awk '{ n = 0; for (i = 1; i <= 2; i++) { split($i, t, /[ms]/); n += t[1] * 60 + t[2] } printf "%.1f", n }')
+record meta end "" "{\"loadavg_end\":$(json_str "$(cat /proc/loadavg)"),\"seconds\":$(( $(date +%s) - BENCH_T0 )),\"machine_cpu_s\":$(( (cu + cn + cs + cirq + csirq - MACHINE_BUSY0) / CLK_TCK )),\"bench_cpu_s\":$bench_cpu,\"steal_s\":$(( (csteal - MACHINE_STEAL0) / CLK_TCK ))}"
 
 # ---- the report -------------------------------------------------------------------------------
-export BENCH_TG_BIN=$TG_BIN BENCH_TG_SRC=$TG_SRC BENCH_ROOT=$ROOT BENCH_RUN_DIR=$RUN_DIR
+export BENCH_TG_BIN=$TG_BIN BENCH_TG_SRC=$TG_SRC BENCH_ROOT=$ROOT BENCH_RUN_DIR=$RUN_DIR BENCH_PARTIAL=$PARTIAL
 node "$BENCH_DIR/lib/report.mjs" "$RESULTS" "$BENCH_DIR/results"
 log "done in $(( $(date +%s) - BENCH_T0 )) s"

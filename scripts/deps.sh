@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages tollgate needs to build, run and test, when they are missing.
-# Usage: scripts/deps.sh [run|test|bench]
+# Usage: scripts/deps.sh [run|test|bench|browser|fuzz]
 set -euo pipefail
 what=${1:-run}
 pkgs=(build-essential cmake pkg-config libh2o-evloop-dev libcurl4-openssl-dev librocksdb-dev libmsgpack-dev
@@ -8,6 +8,8 @@ pkgs=(build-essential cmake pkg-config libh2o-evloop-dev libcurl4-openssl-dev li
 case "$what" in
   test) pkgs+=(libcmocka-dev nodejs npm openssl procps) ;;
   bench) pkgs+=(wrk nghttp2-client nginx-light gnuplot-nox) ;;
+  browser) pkgs+=(chromium nodejs npm) ;;
+  fuzz) pkgs+=(clang-14 libclang-rt-14-dev clang) ;;   # clang + libFuzzer (-fsanitize=fuzzer)
 esac
 missing=()
 for p in "${pkgs[@]}"; do

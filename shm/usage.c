@@ -144,7 +144,7 @@ static int plausible(const uint8_t *p, size_t n)
         uint8_t t = p[pos++];
         pending--;
         uint64_t skip = 0, items = 0;
-        int hdr = 0;
+        int hdr = 0, count = 0;
         if (t <= 0x7f || t >= 0xe0 || t == 0xc0 || t == 0xc2 || t == 0xc3)
             ; /* fixint, nil, bool */
         else if ((t & 0xe0) == 0xa0)
@@ -170,12 +170,16 @@ static int plausible(const uint8_t *p, size_t n)
             case 0xc7: hdr = 1; skip = 1; break; /* ext 8: length + type */
             case 0xc8: hdr = 2; skip = 1; break;
             case 0xc9: hdr = 4; skip = 1; break;
-            case 0xdc: if (pos + 2 > n) return -1; items = be(p + pos, 2); pos += 2; break;
-            case 0xdd: if (pos + 4 > n) return -1; items = be(p + pos, 4); pos += 4; break;
-            case 0xde: if (pos + 2 > n) return -1; items = 2 * be(p + pos, 2); pos += 2; break;
-            case 0xdf: if (pos + 4 > n) return -1; items = 2 * be(p + pos, 4); pos += 4; break;
+            case 0xdc: case 0xde: count = 2; break; /* array 16, map 16 */
+            case 0xdd: case 0xdf: count = 4; break; /* array 32, map 32 */
             default: return -1; /* 0xc1: never used */
             }
+        if (count) { /* a 16- or 32-bit element count; maps hold two values per element */
+            if (pos + (size_t)count > n)
+                return -1;
+            items = be(p + pos, count) * (t == 0xde || t == 0xdf ? 2u : 1u);
+            pos += (size_t)count;
+        }
         if (hdr) {
             if (pos + (size_t)hdr > n)
                 return -1;

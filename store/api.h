@@ -132,5 +132,6 @@ void tg_api_news_post(tg_api_req_t *r);
 void tg_api_news_delete(tg_api_req_t *r);
 void tg_api_gkey(tg_api_req_t *r);
 void tg_api_logs(tg_api_req_t *r);
+void tg_api_pages(tg_api_req_t *r); /* api_pages.c: GET /manage/..., /admin/... (static files) */
 
 #endif

@@ -53,6 +53,9 @@ static const tg_route_t g_routes[] = {
     {"DELETE", "/x-news", AS, tg_api_news_delete},
     {"GET", "/x-gkey", A, tg_api_gkey},
     {"GET", "/x-logs", A, tg_api_logs},
+    /* browser pages (api_pages.c): static files, no key (the pages send it with their API calls) */
+    {"GET", "/manage", TG_ROUTE_SUBTREE, tg_api_pages},
+    {"GET", "/admin", TG_ROUTE_SUBTREE, tg_api_pages},
 };
 #undef A
 #undef AS

@@ -1,5 +1,5 @@
 // bench/lib/accounts.mjs - creates the accounts tollgate's governed benchmark runs need, through
-// the account API (POST /x-users, docs: shared/design/api-compat.md 4.1). Used by bench/run.sh
+// the account API (POST /x-users, as in the XAI Control API tollgate is compatible with). Used by bench/run.sh
 // only once that API exists; until then run.sh reports governance as not yet available.
 //
 //   node accounts.mjs chain --url URL --root-key KEY --depth D

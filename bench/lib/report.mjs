@@ -1,10 +1,10 @@
 // bench/lib/report.mjs - turns one run of bench/run.sh into its report: the raw results plus
 // derived figures as JSON, a Markdown summary (ratios and added latencies, targets of
-// shared/design/benchmarks.md, the machine and pinning) and SVG plots made with gnuplot.
+// docs/benchmarks.md, the machine and pinning) and SVG plots made with gnuplot.
 //
 // Usage: node report.mjs RESULTS.jsonl OUT_DIR
-// Writes OUT_DIR/<date>-<host>[-quick].{json,md}, OUT_DIR/<same>-*.svg, and copies the summary to
-// OUT_DIR/latest.md and the plots to OUT_DIR/latest-*.svg.
+// Writes OUT_DIR/<date>-<host>[-quick][-partial].{json,md}, OUT_DIR/<same>-*.svg, and (unless the run
+// was partial: BENCH_PARTIAL=1) copies the summary to OUT_DIR/latest.md and the plots to latest-*.svg.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -39,7 +39,8 @@ const table = (head, rows, align = 'l' + 'r'.repeat(head.length - 1)) => [`| ${h
 const cpuModel = (readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/) || [])[1] || os.cpus()[0]?.model;
 const host = os.hostname().split('.')[0];
 const date = new Date().toISOString().slice(0, 10);
-const stamp = `${date}-${host}${quick ? '-quick' : ''}`;
+const partial = process.env.BENCH_PARTIAL === '1'; // a subset of systems or scenarios: never "latest"
+const stamp = `${date}-${host}${quick ? '-quick' : ''}${partial ? '-partial' : ''}`;
 const root = process.env.BENCH_ROOT || path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 const portkeyPkg = (() => {
   try { return JSON.parse(readFileSync(path.join(root, 'bench/portkey/node_modules/@portkey-ai/gateway/package.json'), 'utf8')).version; } catch { return null; }
@@ -210,7 +211,7 @@ const gp = (name, script, datas) => {
     `set output "${path.join(outDir, svg)}"\nset grid\nset key outside right top\n${script}\n`);
   try {
     execFileSync('gnuplot', [path.join(plotDir, `${name}.gp`)], { cwd: plotDir, stdio: ['ignore', 'ignore', 'pipe'] });
-    copyFileSync(path.join(outDir, svg), path.join(outDir, `latest-${name}.svg`));
+    if (!partial) copyFileSync(path.join(outDir, svg), path.join(outDir, `latest-${name}.svg`));
     plots[name] = svg;
   } catch (e) { console.error(`report: gnuplot failed for ${name}: ${e.stderr}`); }
 };
@@ -251,7 +252,10 @@ md.push(`${quick ? '**QUICK run** (short durations: indicative only). ' : ''}Gen
 md.push(`* **Governance (tollgate figures):** ${governance}.`);
 md.push(`* **Machine:** ${machine.host}, ${machine.nproc} × ${machine.cpu_model}, ${machine.memory_gib} GiB, Linux ${machine.kernel}, ${machine.os}.`);
 md.push(`* **Pinning:** ${pinning.text}`);
-md.push(`* **Load average** at start ${meta.loadavg_start?.split(' ').slice(0, 3).join(' ')}, at end ${meta.loadavg_end?.split(' ').slice(0, 3).join(' ')} (other work on the VM skews everything).`);
+const foreign = meta.machine_cpu_s !== undefined && meta.bench_cpu_s !== undefined ? Math.max(0, meta.machine_cpu_s - meta.bench_cpu_s) : null;
+const foreignShare = foreign !== null && meta.seconds ? foreign / (meta.seconds * machine.nproc) : null;
+md.push(`* **Other work on the machine:** ${foreign === null ? 'not measured' : `${int(foreign)} CPU-seconds outside this run (${num(foreignShare * 100, 0)} % of the ${machine.nproc} cores over ${meta.seconds} s)${meta.steal_s ? `, ${int(meta.steal_s)} s stolen by the hypervisor` : ''}`}; load average ${meta.loadavg_start?.split(' ').slice(0, 3).join(' ')} at the start, ${meta.loadavg_end?.split(' ').slice(0, 3).join(' ')} at the end.` +
+  (foreignShare > 0.15 ? ' **This run was disturbed: its tails and ratios are less reliable than usual.**' : ''));
 md.push(`* **Versions:** ${Object.entries(versions).filter(([, v]) => v).map(([k, v]) => `${k}: ${v}`).join('; ')}.`);
 md.push(`* **Run time:** ${meta.seconds ?? '?'} s.`, '');
 
@@ -411,10 +415,10 @@ md.push('');
 
 const mdText = md.join('\n');
 writeFileSync(path.join(outDir, `${stamp}.md`), mdText);
-writeFileSync(path.join(outDir, 'latest.md'), mdText);
+if (!partial) writeFileSync(path.join(outDir, 'latest.md'), mdText);
 writeFileSync(path.join(outDir, `${stamp}.json`), JSON.stringify({
   stamp, quick, governance, machine, pinning, versions, meta,
   derived: { capacity: cap, s1: s1Derived, s2, s3, s6: { under_s1: s6Under, persister_alone: s6Alone, disk: s6Disk, bytes_per_record: bytesPerRecord }, s7: { rungs: s7, frontier: s7Frontier }, targets: targets.map(([figure, target, measured, status]) => ({ figure, target, measured, status })), profile: { by_dso: perfDso, top: perfTop } },
   records,
 }, null, 1) + '\n');
-console.error(`report: ${path.join(outDir, stamp)}.{md,json}, latest.md, ${Object.keys(plots).length} plots`);
+console.error(`report: ${path.join(outDir, stamp)}.{md,json}${partial ? '' : ', latest.md'}, ${Object.keys(plots).length} plots`);

@@ -1,4 +1,4 @@
-# bench/lib/scenarios.sh - the scenarios of ../shared/design/benchmarks.md as run by bench/run.sh:
+# bench/lib/scenarios.sh - the scenarios of docs/benchmarks.md as run by bench/run.sh:
 # load generators (wrk, h2load, loadgen) pinned to $LOAD_CPUS against the running system
 # (lib/systems.sh), each result appended to $RESULTS by record(). Sourced by run.sh.
 

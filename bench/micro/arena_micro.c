@@ -1,5 +1,5 @@
 /* arena_micro - micro-benchmarks of tollgate's shared-memory arena (scenario M of
- * ../shared/design/benchmarks.md), linked against the tgcore static library.
+ * docs/benchmarks.md), linked against the tgcore static library.
  *
  * Builds a private arena file (never tollgate's own), publishes N accounts, then times the hot-path
  * primitives with 1 process and with P processes running the same loop at once (fork; the arena is

@@ -1,5 +1,5 @@
 /* ring_probe - watches and loads the usage ring of a running tollgate (scenario S6 of
- * ../shared/design/benchmarks.md), linked against the tgcore static library.
+ * docs/benchmarks.md), linked against the tgcore static library.
  *
  * It maps tollgate's arena file read-write but never creates, resizes or re-initialises it: the
  * header must match this build's layout, or it refuses.
