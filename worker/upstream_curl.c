@@ -39,7 +39,8 @@ struct tg_xfer {
     int aborting;  /* a handler asked to abort: on_done follows with TG_XFER_EABORTED */
     int paused;
     tg_xfer_t *next; /* free list / deferred list */
-    h2o_timeout_entry_t first_byte; /* linked until the response headers arrive */
+    h2o_timeout_entry_t timer; /* first-byte deadline until the headers arrive, then the idle deadline */
+    h2o_timeout_t *idle_list;  /* the idle timeout's list, re-armed on every piece of body; NULL: none */
     /* response headers of the current exchange */
     char hbuf[8192];
     size_t hlen;
@@ -61,11 +62,20 @@ struct tg_upstream_client {
     struct {
         uint32_t ms;
         h2o_timeout_t timeout;
-    } fb_timeouts[4]; /* h2o timeouts have fixed durations: one list per first-byte timeout in use */
-    size_t n_fb_timeouts;
+    } timeouts[8]; /* h2o timeouts have fixed durations: one list per duration in use */
+    size_t n_timeouts;
 };
 
 static void reap(tg_upstream_client_t *c);
+
+/* (Re)starts X's deadline on LIST; NULL stops it. */
+static void arm(tg_xfer_t *x, h2o_timeout_t *list)
+{
+    if (h2o_timeout_is_linked(&x->timer))
+        h2o_timeout_unlink(&x->timer);
+    if (list)
+        h2o_timeout_link(x->client->ctx->loop, list, &x->timer);
+}
 
 static fd_entry_t *entry_for(tg_upstream_client_t *c, int fd)
 {
@@ -251,8 +261,8 @@ size_t tg_upstream_client_active(tg_upstream_client_t *c)
 
 static void recycle(tg_upstream_client_t *c, tg_xfer_t *x)
 {
-    if (h2o_timeout_is_linked(&x->first_byte))
-        h2o_timeout_unlink(&x->first_byte);
+    if (h2o_timeout_is_linked(&x->timer))
+        h2o_timeout_unlink(&x->timer);
     curl_multi_remove_handle(c->multi, x->easy);
     curl_slist_free_all(x->headers);
     x->headers = NULL;
@@ -321,8 +331,7 @@ static size_t on_header_line(char *p, size_t size, size_t n, void *userdata)
         if (x->status >= 100 && x->status < 200)
             return len;
         x->head_done = 1;
-        if (h2o_timeout_is_linked(&x->first_byte))
-            h2o_timeout_unlink(&x->first_byte);
+        arm(x, x->idle_list);
         if (x->h->on_head(x->ud, x->status, x->hdrs, x->nhdrs) != 0) {
             x->aborting = 1;
             return 0;
@@ -355,6 +364,7 @@ static size_t on_body_bytes(char *p, size_t size, size_t n, void *userdata)
     size_t len = size * n;
     if (x->cancelled || x->aborting)
         return 0;
+    arm(x, x->idle_list); /* something arrived: the idle deadline starts again */
     int rc = x->h->on_body(x->ud, p, len);
     if (rc == TG_XFER_PAUSE) {
         x->paused = 1;
@@ -367,27 +377,32 @@ static size_t on_body_bytes(char *p, size_t size, size_t n, void *userdata)
     return len;
 }
 
-/* The upstream sent no response headers in time: end the exchange as a timeout. */
-static void on_first_byte_timeout(h2o_timeout_entry_t *entry)
+/* The upstream sent no headers, or nothing more, in time: end the exchange as a timeout. */
+static void on_timeout(h2o_timeout_entry_t *entry)
 {
-    tg_xfer_t *x = H2O_STRUCT_FROM_MEMBER(tg_xfer_t, first_byte, entry);
+    tg_xfer_t *x = H2O_STRUCT_FROM_MEMBER(tg_xfer_t, timer, entry);
     tg_upstream_client_t *c = x->client;
     const tg_xfer_handlers_t *h = x->h;
     void *ud = x->ud;
+    int before_head = !x->head_done;
     recycle(c, x);
-    h->on_done(ud, TG_XFER_ETIMEOUT, "no response headers before the first-byte timeout");
+    h->on_done(ud, TG_XFER_ETIMEOUT, before_head ? "no response headers before the first-byte timeout"
+                                                 : "the upstream went quiet for longer than the idle timeout");
 }
 
-static h2o_timeout_t *first_byte_list(tg_upstream_client_t *c, uint32_t ms)
+/* The h2o timeout list of duration MS (created on first use), or NULL for 0 or too many durations. */
+static h2o_timeout_t *timeout_list(tg_upstream_client_t *c, uint32_t ms)
 {
-    for (size_t i = 0; i < c->n_fb_timeouts; i++)
-        if (c->fb_timeouts[i].ms == ms)
-            return &c->fb_timeouts[i].timeout;
-    if (c->n_fb_timeouts == sizeof(c->fb_timeouts) / sizeof(c->fb_timeouts[0]))
-        return NULL; /* more distinct values than lists: the idle timeout still bounds the wait */
-    c->fb_timeouts[c->n_fb_timeouts].ms = ms;
-    h2o_timeout_init(c->ctx->loop, &c->fb_timeouts[c->n_fb_timeouts].timeout, ms);
-    return &c->fb_timeouts[c->n_fb_timeouts++].timeout;
+    if (ms == 0)
+        return NULL;
+    for (size_t i = 0; i < c->n_timeouts; i++)
+        if (c->timeouts[i].ms == ms)
+            return &c->timeouts[i].timeout;
+    if (c->n_timeouts == sizeof(c->timeouts) / sizeof(c->timeouts[0]))
+        return NULL; /* more distinct durations than lists (the config has three): not enforced */
+    c->timeouts[c->n_timeouts].ms = ms;
+    h2o_timeout_init(c->ctx->loop, &c->timeouts[c->n_timeouts].timeout, ms);
+    return &c->timeouts[c->n_timeouts++].timeout;
 }
 
 tg_xfer_t *tg_xfer_start(tg_upstream_client_t *c, const tg_xfer_request_t *req, const tg_xfer_handlers_t *h, void *ud)
@@ -433,11 +448,6 @@ tg_xfer_t *tg_xfer_start(tg_upstream_client_t *c, const tg_xfer_request_t *req, 
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body_bytes);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)req->connect_timeout_ms);
-    if (req->idle_timeout_ms) { /* curl's low-speed check: also bounds the wait for the first byte */
-        long secs = (long)((req->idle_timeout_ms + 999) / 1000);
-        curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
-        curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, secs);
-    }
     if (strcmp(req->method, "GET") == 0) {
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
     } else {
@@ -459,11 +469,9 @@ tg_xfer_t *tg_xfer_start(tg_upstream_client_t *c, const tg_xfer_request_t *req, 
         return NULL;
     }
     c->active++;
-    h2o_timeout_t *fb = req->first_byte_timeout_ms ? first_byte_list(c, req->first_byte_timeout_ms) : NULL;
-    if (fb) {
-        x->first_byte.cb = on_first_byte_timeout;
-        h2o_timeout_link(c->ctx->loop, fb, &x->first_byte);
-    }
+    x->timer.cb = on_timeout;
+    x->idle_list = timeout_list(c, req->idle_timeout_ms);
+    arm(x, req->first_byte_timeout_ms ? timeout_list(c, req->first_byte_timeout_ms) : x->idle_list);
     return x;
 }
 
@@ -473,6 +481,7 @@ void tg_xfer_cancel(tg_xfer_t *x)
     if (x->cancelled)
         return;
     x->cancelled = 1;
+    arm(x, NULL); /* no deadline may fire for a cancelled exchange */
     if (c->in_curl) {
         x->next = c->deferred;
         c->deferred = x;
