@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "master/config.h"
 #include "shm/accounts.h"
+#include "worker/abuse.h"
 #include "worker/admit.h"
 #include "worker/endpoint.h"
 #include "worker/relay.h"
@@ -485,6 +486,10 @@ static int is_management(h2o_iovec_t path)
 int tg_proxy_on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     h2o_iovec_t path = req->path_normalized;
+    if (tg_abuse_request(req) != 0) {
+        tg_http_error(req, 429, "rate_limit_exceeded", "connection_abuse", "this connection cancels most of its requests");
+        return 0;
+    }
     if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("OPTIONS")))
         return serve_preflight(req);
     if (path_is(path, "/healthz"))

@@ -7,6 +7,7 @@
 #include "common/clock.h"
 #include "common/http.h"
 #include "common/log.h"
+#include "worker/abuse.h"
 #include "worker/worker.h"
 
 #define RELAY_PAUSE_BYTES (1u << 20)  /* pause the upstream when this much waits for the client */
@@ -70,6 +71,8 @@ static void on_stop(h2o_generator_t *gen, h2o_req_t *req)
 static void on_dispose(void *p)
 {
     tg_relay_t *r = p;
+    if (r->xfer && !r->started)
+        tg_abuse_cancelled(r->conn_id); /* the client gave up before any answer */
     client_gone(r);
     r->req = NULL;
     h2o_doublebuffer_dispose(&r->db);
@@ -298,6 +301,7 @@ tg_relay_t *tg_relay_create(h2o_req_t *req, const tg_relay_hooks_t *hooks, void 
     tg_relay_t *r = h2o_mem_alloc_shared(&req->pool, sizeof(*r), on_dispose);
     memset(r, 0, sizeof(*r));
     r->req = req;
+    r->conn_id = req->conn->id;
     r->hooks = hooks;
     r->owner = owner;
     r->gen.proceed = on_proceed;

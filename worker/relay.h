@@ -61,6 +61,7 @@ struct tg_relay {
     uint64_t t0_ns, ttfb_ns;
     uint64_t events;          /* SSE events forwarded */
     void *owner;              /* the proxy's or forwarder's own state */
+    uint64_t conn_id;         /* the client connection, for the rapid-reset defence */
 };
 
 /** Allocates a relay in REQ's pool. */

@@ -211,6 +211,10 @@ test('HTTP/2 rapid reset: thousands of streams opened and cancelled on one conne
     upstream_aborted: st1.aborted - st0.aborted, upstream_served: st1.served - st0.served, ms: Date.now() - t0 };
   assert.equal(opened, N);
   assert.equal(workerPid(), pid, 'the worker survived');
+  // the defence (worker/abuse.c): connections that cancel most of their streams are shut down,
+  // so the cancelled streams reach the upstream far less often than they were opened
+  assert.ok(sessions > 1, `abusive connections were closed (${sessions} sessions)`);
+  assert.ok(st1.requests - before < opened / 2, `upstream requests ${st1.requests - before} of ${opened} streams`);
   // the gateway still serves h2 on a fresh connection
   const s = http2.connect(gw.base);
   s.on('error', () => {});
