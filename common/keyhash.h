@@ -17,5 +17,10 @@ int tg_key_generate(char out[TG_KEY_LEN + 1]);
 int tg_key_is_valid(const char *s, size_t len);
 /** Lowercase hex of n bytes into out (2n+1 bytes). */
 void tg_hex(const uint8_t *in, size_t n, char *out);
+/** Value of one hex digit (either case), or -1. */
+int tg_hex_digit(char c);
+/** The reverse of tg_hex: decodes HEX (HEX_LEN chars, even) into OUT (CAP bytes); returns the
+ * byte count, or -1 on a bad digit or size. */
+int tg_unhex(const char *hex, size_t hex_len, uint8_t *out, size_t cap);
 
 #endif

@@ -8,6 +8,7 @@
 #include "common/clock.h"
 #include "common/http.h"
 #include "common/log.h"
+#include "common/keyhash.h"
 #include "store/account_rec.h"
 #include "store/api.h"
 #include "store/ledger.h"
@@ -64,17 +65,6 @@ json_t *tg_api_body(tg_api_req_t *r)
     return j;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int tg_api_query(tg_api_req_t *r, const char *name, char *out, size_t cap)
 {
     h2o_req_t *req = r->req;
@@ -93,8 +83,8 @@ int tg_api_query(tg_api_req_t *r, const char *name, char *out, size_t cap)
                 char c = *v;
                 if (c == '+') {
                     c = ' ';
-                } else if (c == '%' && pe - v >= 3 && hexval(v[1]) >= 0 && hexval(v[2]) >= 0) {
-                    c = (char)(hexval(v[1]) << 4 | hexval(v[2]));
+                } else if (c == '%' && pe - v >= 3 && tg_hex_digit(v[1]) >= 0 && tg_hex_digit(v[2]) >= 0) {
+                    c = (char)(tg_hex_digit(v[1]) << 4 | tg_hex_digit(v[2]));
                     v += 2;
                 }
                 if (o + 1 >= cap)

@@ -150,30 +150,6 @@ done:
     return rc;
 }
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-int tg_unhex(const char *hex, size_t hex_len, uint8_t *out, size_t cap)
-{
-    if (hex_len % 2 != 0 || hex_len / 2 > cap)
-        return -1;
-    for (size_t i = 0; i < hex_len / 2; i++) {
-        int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return -1;
-        out[i] = (uint8_t)(hi << 4 | lo);
-    }
-    return (int)(hex_len / 2);
-}
-
 void tg_rfc3339(time_t t, char out[21])
 {
     struct tm tm;

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "common/keyhash.h" /* tg_hex, tg_unhex */
+
 /* Version of the layout below. A database written by a newer tollgate is refused, not guessed at. */
 #define TG_SCHEMA_VERSION 2u
 
@@ -80,9 +82,6 @@ int tg_rollup_encode(const tg_rollup_t *r, uint8_t *buf, size_t cap);
 /** Decodes a roll-up row into OUT (zeroed first; unknown keys ignored). 0, or -1 when malformed. */
 int tg_rollup_decode(const uint8_t *buf, size_t len, tg_rollup_t *out);
 
-/** Lowercase hex of LEN bytes is tg_hex() in common/keyhash.h; this is the reverse. Decodes HEX
- * (HEX_LEN chars, even) into OUT (CAP bytes); returns the byte count, or -1 on a bad digit or size. */
-int tg_unhex(const char *hex, size_t hex_len, uint8_t *out, size_t cap);
 /** RFC 3339 UTC timestamp of T, "2006-01-02T15:04:05Z", into OUT (at least 21 bytes). */
 void tg_rfc3339(time_t t, char out[21]);
 /** Parses an RFC 3339 timestamp ("2006-01-02T15:04:05Z", fractional seconds and a numeric offset
