@@ -162,6 +162,10 @@ test('a proxied call with the new key shows up as usage and in the request log',
   await r.json();
   await waitFor(async () => (await (await fetch(`${gw.base}/dashboard/requests`, { headers: { authorization: `Bearer ${S.bob}` } })).json()).total >= 1,
     { what: 'the request in the log' });
+  // usage is summed from the drained ledger, a moment after the request log
+  const bill = async (key, path) => (await fetch(`${gw.base}${path}`, { headers: { authorization: `Bearer ${key}` } })).json();
+  await waitFor(async () => (await bill(S.bob, '/dashboard/bill')).total_requests >= 1, { what: 'the usage of the call' });
+  await waitFor(async () => (await bill(S.alice, '/x-bill')).total_usage?.requests >= 1, { what: 'the usage in the parent bill' });
   await signIn(page, `${gw.base}/manage/`, S.bob);
   await shot(page, 'manage-overview-desktop');
   await tab('usage');
