@@ -7,7 +7,7 @@ pkgs=(build-essential cmake pkg-config libh2o-evloop-dev libcurl4-openssl-dev li
       libyaml-dev libssl-dev libjansson-dev curl ca-certificates)
 case "$what" in
   test) pkgs+=(libcmocka-dev nodejs npm openssl procps) ;;
-  bench) pkgs+=(wrk nghttp2-client nginx-light gnuplot-nox) ;;
+  bench) pkgs+=(wrk nghttp2-client nginx-light gnuplot-nox h2o nodejs npm linux-perf) ;;
   browser) pkgs+=(chromium nodejs npm) ;;
   fuzz) pkgs+=(clang-14 libclang-rt-14-dev clang) ;;   # clang + libFuzzer (-fsanitize=fuzzer)
 esac

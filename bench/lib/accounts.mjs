@@ -1,52 +1,65 @@
-// bench/lib/accounts.mjs - creates the accounts tollgate's governed benchmark runs need, through
-// the account API (POST /x-users, as in the XAI Control API tollgate is compatible with). Used by bench/run.sh
-// only once that API exists; until then run.sh reports governance as not yet available.
+// bench/lib/accounts.mjs - creates the accounts of tollgate's governed benchmark runs through the
+// management API (POST /x-users, POST /x-keys; docs/api.md). bench/run.sh uses it when the API
+// answers; without it the runs say that governance is not available.
 //
-//   node accounts.mjs chain --url URL --root-key KEY --depth D
-//       a chain root -> L1 -> ... -> L<D>, each granted credit and a high RPM limit;
-//       prints the deepest account's key (S1-S3, S6, S7 run with it)
-//   node accounts.mjs bulk --url URL --root-key KEY --n N --out FILE [--concurrency 32] [--rpm R]
-//       N sibling accounts under root, their keys one a line in FILE (S4: 1 vs 100k vs 1M accounts;
-//       S5: --n 1 --rpm R for the hot account with a limit)
+// A direct child of root is an owner (a reseller) with its own pool of upstream keys, so every
+// governed set-up starts with an owner that gets the mock as its upstream key:
+//
+//   node accounts.mjs owner --url URL --key ROOT_KEY --provider MOCK_URL --secret S
+//       an owner with credit and one upstream key (level 1); prints the owner's key
+//   node accounts.mjs chain --url URL --key PARENT_KEY --depth D [--rpm R]
+//       D more levels below PARENT, each granted credit and an RPM limit (default: one that is
+//       checked on every request but never reached); prints the deepest account's key
+//   node accounts.mjs bulk --url URL --key PARENT_KEY --n N --out FILE [--rpm R] [--concurrency 32]
+//       N children of PARENT, their keys one a line in FILE (S4: many accounts; S5: --n 1 --rpm R)
 import { writeFileSync } from 'node:fs';
 
 const [cmd, ...rest] = process.argv.slice(2);
 const opt = {};
 for (let i = 0; i < rest.length; i += 2) opt[rest[i].replace(/^--/, '')] = rest[i + 1];
-const url = opt.url, rootKey = opt['root-key'];
-if (!url || !rootKey || !['chain', 'bulk'].includes(cmd)) {
-  console.error('usage: accounts.mjs chain|bulk --url URL --root-key KEY [--depth D | --n N --out FILE]');
+const { url, key } = opt;
+if (!url || !key || !['owner', 'chain', 'bulk'].includes(cmd)) {
+  console.error('usage: accounts.mjs owner|chain|bulk --url URL --key KEY [...] (see the top of this file)');
   process.exit(2);
 }
 
-const CREDIT = 1e6;       // dollars: enough that no benchmark ever runs out
-const HIGH_RPM = 1e9;     // a limit that is checked on every request but never reached
+const HIGH_RPM = 1e9; // a limit that is checked on every request but never reached
+const stamp = Date.now().toString(36);
 
-async function createChild(parentKey, name, rpm) {
-  const res = await fetch(`${url}/x-users`, {
+async function call(path, callerKey, body) {
+  const res = await fetch(`${url}${path}`, {
     method: 'POST',
-    headers: { Authorization: `Bearer ${parentKey}`, 'Content-Type': 'application/json' },
-    body: JSON.stringify({ Name: name, Email: `${name}@bench.invalid`, CreditGranted: CREDIT, RPM: rpm }),
+    headers: { Authorization: `Bearer ${callerKey}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify(body),
   });
   const text = await res.text();
-  if (!res.ok) throw new Error(`POST /x-users ${name}: HTTP ${res.status}: ${text.slice(0, 300)}`);
-  const key = JSON.parse(text)?.User?.SecretKey;
+  if (!res.ok) throw new Error(`POST ${path} ${JSON.stringify(body).slice(0, 120)}: HTTP ${res.status}: ${text.slice(0, 300)}`);
+  return JSON.parse(text);
+}
+
+// a child of PARENT_KEY's account with CREDIT dollars; returns its key
+async function createChild(parentKey, name, credit, rpm = HIGH_RPM) {
+  const key = (await call('/x-users', parentKey, { Name: name, Email: `${name}@bench.invalid`, CreditGranted: credit, RPM: rpm }))?.User?.SecretKey;
   if (!key) throw new Error(`POST /x-users ${name}: no User.SecretKey in the answer`);
   return key;
 }
 
-const stamp = Date.now().toString(36);
-if (cmd === 'chain') {
-  let key = rootKey;
-  for (let level = 1; level <= Number(opt.depth || 3); level++) key = await createChild(key, `bench-${stamp}-l${level}`, HIGH_RPM);
-  console.log(key);
+if (cmd === 'owner') {
+  const owner = await createChild(key, `bench-${stamp}-owner`, 1e7);
+  await call('/x-keys', owner, { Name: `bench-${stamp}-mock`, Level: 1, Provider: opt.provider, SecretKey: opt.secret });
+  console.log(owner);
+} else if (cmd === 'chain') {
+  let k = key, credit = 1e6;
+  for (let level = 1; level <= Number(opt.depth || 2); level++, credit /= 10)
+    k = await createChild(k, `bench-${stamp}-l${level}`, credit, Number(opt.rpm || HIGH_RPM));
+  console.log(k);
 } else {
   const n = Number(opt.n), conc = Number(opt.concurrency || 32), rpm = Number(opt.rpm || HIGH_RPM);
   const keys = new Array(n);
   let next = 0;
   const started = Date.now();
   await Promise.all(Array.from({ length: Math.min(conc, n) }, async () => {
-    for (let i; (i = next++) < n;) keys[i] = await createChild(rootKey, `bench-${stamp}-${i}`, rpm);
+    for (let i; (i = next++) < n;) keys[i] = await createChild(key, `bench-${stamp}-${i}`, 5, rpm);
   }));
   writeFileSync(opt.out, keys.join('\n') + '\n');
   console.error(`created ${n} accounts in ${((Date.now() - started) / 1000).toFixed(1)} s`);

@@ -172,6 +172,15 @@ const parsePerf = (text) => (text || '').split('\n').map((l) => l.replace(/(\s+-
 const perfTop = parsePerf(profile?.top);
 const perfDso = parsePerf(profile?.by_dso).map((x) => ({ pct: x.pct, dso: x.dso }));
 
+// ---- S4, S5 ------------------------------------------------------------------------------------
+const s4Rows = of('S4').filter((r) => r.data?.rps !== undefined);
+const s4Base = s4Rows.find((r) => r.accounts === 1)?.data?.rps;
+const s4Max = s4Rows.filter((r) => r.accounts > 1).sort((a, b) => b.accounts - a.accounts)[0];
+const s5 = of('S5').find((r) => r.data?.requests !== undefined);
+const s5Admitted = s5 ? s5.data.requests - (s5.data.errors?.status ?? 0) : null;
+// GCRA from a full bucket admits the limit L at once plus L per minute after (docs/quota.md)
+const s5Expected = s5 ? s5.rpm_limit + (s5.rpm_limit * s5.data.duration_s) / 60 : null;
+
 // ---- targets (benchmarks.md) ----------------------------------------------------------------
 const verdict = (ok) => (ok === null ? 'n/a' : ok ? 'met' : 'missed');
 const tgPeak = peak('tollgate');
@@ -181,22 +190,27 @@ const s7Ranked = Object.entries(s7Frontier).filter(([s, f]) => s !== 'direct' &&
 const s7best1 = s7Ranked[0]?.[0] ?? null;
 const fullEvents = s6Under.reduce((a, x) => a + (x.full_events || 0), 0);
 const lookupAt = (n) => microOp('key_lookup', n, 1);
+const NPROCS = Math.max(1, ...micro.filter((m) => m.procs).map((m) => m.procs));
 const targets = [
-  ['S1 peak RPS vs bare nginx (governance partial)', '≥ 0.85 ×', num(ratio(tgPeak, peak('nginx'))) + ' ×', verdict(peak('nginx') ? ratio(tgPeak, peak('nginx')) >= 0.85 : null)],
+  [`S1 peak RPS vs bare nginx (governance ${governance.startsWith('on') ? 'on' : 'partial'})`, '≥ 0.85 ×', num(ratio(tgPeak, peak('nginx'))) + ' ×', verdict(peak('nginx') ? ratio(tgPeak, peak('nginx')) >= 0.85 : null)],
   ['S1 peak RPS vs Portkey', '≥ 10 ×', num(ratio(tgPeak, peak('portkey')), 1) + ' ×', verdict(peak('portkey') ? ratio(tgPeak, peak('portkey')) >= 10 : null)],
   ['added p99 at c = 1', '≤ 0.1 ms', c1 ? `${signed(c1.added_p99_ms)} ms (direct's p99: ${num(s1Derived.find((r) => r.c === 1)?.systems?.direct?.p99_ms, 3)} ms)` : '–', verdict(c1 ? c1.added_p99_ms <= 0.1 : null)],
   ['added p50 at c = 1 (robust against noise)', '(none)', c1 ? `${signed(c1.added_p50_ms)} ms` : '–', 'info'],
   ['S7 RPS at added p99 < 1 ms', 'highest of all gateways', s7Frontier.tollgate ? `${int(s7Frontier.tollgate[1])} (highest: ${s7best1 ? `${s7best1}, ${int(s7Frontier[s7best1][1])}` : 'no gateway stayed under 1 ms'})` : '–',
     verdict(s7Frontier.tollgate && s7best1 ? s7best1 === 'tollgate' : null)],
   ['S3 RSS per open stream', '≤ 16 KiB', s3tg ? `${num(s3tg.rss_per_stream_b / 1024, 1)} KiB at ${int(s3tg.open)} open` : '–', verdict(s3tg?.rss_per_stream_b != null ? s3tg.rss_per_stream_b <= 16384 : null)],
-  ['S4 RPS loss 1 → 1,000,000 accounts', '≤ 10 %', of('S4')[0]?.data?.pending ? 'pending' : '–', 'pending'],
-  ['S5 limiter accuracy', 'within 1 %', of('S5')[0]?.data?.pending ? 'pending' : '–', 'pending'],
+  ['S4 RPS loss 1 → 1,000,000 accounts', '≤ 10 %', s4Max && s4Base ? `${signed((1 - s4Max.data.rps / s4Base) * 100, 1)} % at ${int(s4Max.accounts)} accounts` : of('S4')[0]?.data?.pending ? 'pending' : '–',
+    s4Max && s4Base ? verdict(1 - s4Max.data.rps / s4Base <= 0.1) : 'pending'],
+  ['S5 limiter accuracy', 'within 1 %', s5 ? `${signed((s5Admitted / s5Expected - 1) * 100, 2)} %` : of('S5')[0]?.data?.pending ? 'pending' : '–',
+    s5 ? verdict(Math.abs(s5Admitted / s5Expected - 1) <= 0.01) : 'pending'],
   ['S6 persister records/s', '≥ 200,000', s6Alone ? int(s6Alone.records_per_s) : '–', verdict(s6Alone ? s6Alone.records_per_s >= 200000 : null)],
   ['S6 ring never fills at S1 peak', '0 full events', s6Under.length ? `${fullEvents} full events` : '–', verdict(s6Under.length ? fullEvents === 0 : null)],
   ['M key lookup (at the default 100,000 accounts)', '≤ 100 ns', lookupAt(100000) !== null ? `${num(lookupAt(100000), 1)} ns (1 account: ${num(lookupAt(1), 1)}, 1M: ${num(lookupAt(1000000), 1)})` : '–',
     verdict(lookupAt(100000) !== null ? lookupAt(100000) <= 100 : null)],
-  ['M reserve+settle', '≤ 100 ns', 'pending', 'pending'],
-  ['M GCRA check', '≤ 50 ns', 'pending', 'pending'],
+  ['M reserve+settle (hot account, 1 process)', '≤ 100 ns', microOp('reserve_settle', 1, 1) !== null ? `${num(microOp('reserve_settle', 1, 1), 1)} ns (${NPROCS} processes on it: ${num(microOp('reserve_settle', 1, NPROCS), 1)}; random of 1M: ${num(microOp('reserve_settle', 1000000, 1), 1)})` : 'pending',
+    microOp('reserve_settle', 1, 1) !== null ? verdict(microOp('reserve_settle', 1, 1) <= 100) : 'pending'],
+  ['M GCRA check (clock read included)', '≤ 50 ns', microOp('gcra_check', 1, 1) !== null ? `${num(microOp('gcra_check', 1, 1), 1)} ns (${NPROCS} processes on one limit: ${num(microOp('gcra_check', 1, NPROCS), 1)})` : 'pending',
+    microOp('gcra_check', 1, 1) !== null ? verdict(microOp('gcra_check', 1, 1) <= 50) : 'pending'],
 ];
 
 // ---- plots ----------------------------------------------------------------------------------
@@ -331,24 +345,23 @@ if (Object.keys(s7).length) {
 md.push('## S4 and S5', '');
 for (const sc of ['S4', 'S5']) {
   const rs = of(sc);
-  if (!rs.length) continue;
-  if (rs[0].data?.pending) md.push(`* **${sc}: pending** — ${rs[0].data.pending}. The driver is in bench/lib/scenarios.sh and runs as soon as the API answers.`);
-  else if (sc === 'S4') {
-    const base = rs.find((r) => r.accounts === 1)?.data?.rps;
-    for (const r of rs) md.push(`* S4 ${int(r.accounts)} accounts: ${int(r.data?.rps)} RPS (${num(ratio(r.data?.rps, base))} × one account), arena ${num((r.arena_bytes ?? 0) / 2 ** 20, 0)} MiB`);
-  } else {
-    for (const r of rs) {
-      const admitted = (r.data?.requests ?? 0) - (r.data?.errors?.status ?? 0), expected = (r.rpm_limit * r.seconds) / 60;
-      md.push(`* S5: ${int(admitted)} requests admitted in ${r.seconds} s against an RPM limit of ${int(r.rpm_limit)} (expected ≈ ${int(expected)}: ${signed((admitted / expected - 1) * 100, 1)} %), ${r.workers} workers`);
-    }
-  }
+  if (rs[0]?.data?.pending) md.push(`* **${sc}: pending** — ${rs[0].data.pending}. The driver is in bench/lib/scenarios.sh and runs as soon as the API answers.`);
 }
+if (s4Rows.length) {
+  md.push('**S4: many accounts** (wrk, c = 64, each request with the next key of N accounts of one owner)', '');
+  const us = (r, ticks) => (ticks === undefined ? null : ((ticks / (r.clk_tck || 100)) * 1e6) / r.data.requests);
+  md.push(table(['accounts', 'RPS', '× one account', 'p99 ms', 'CPU µs/req (all)', 'of which worker', 'arena MiB', 'created in s'], s4Rows.map((r) => [int(r.accounts), int(r.data.rps), num(ratio(r.data.rps, s4Base)),
+    num(r.data.latency_ms?.p99, 3), num(us(r, r.cpu_ticks), 1), num(us(r, r.worker_cpu_ticks), 1), num((r.arena_bytes ?? 0) / 2 ** 20, 0), int(r.create_seconds)])), '');
+}
+for (const r of of('S4').filter((x) => x.data?.skipped || x.data?.failed)) md.push(`* S4 ${int(r.accounts)} accounts: ${r.data.skipped ? 'skipped' : 'failed'} — ${r.data.skipped || r.data.failed}.`);
+if (s5) md.push('', `**S5: one hot account** with RPM ${int(s5.rpm_limit)}, hammered by wrk (c = 64) through ${s5.workers} workers for ${num(s5.data.duration_s, 1)} s: ` +
+  `${int(s5Admitted)} admitted, ${int(s5.data.errors?.status)} refused; the limiter should admit ${int(s5Expected)} (the full bucket of ${int(s5.rpm_limit)} plus the refill): ${signed((s5Admitted / s5Expected - 1) * 100, 2)} %.`);
 md.push('');
 
 if (micro.length) {
   md.push('## M: arena micro-benchmarks', '');
   md.push('ns per operation, each operation dependent on the previous one (latency, not pipelined throughput); operands are random keys/slots spread over the whole arena, so large arenas miss the CPU caches and TLB as live traffic does. N processes run the same loop at once on the shared arena.', '');
-  const ops = ['key_lookup', 'key_miss', 'seqlock_read', 'ring_push'];
+  const ops = ['key_lookup', 'key_miss', 'seqlock_read', 'reserve_settle', 'gcra_check', 'ring_push'];
   const accs = [...new Set(micro.filter((m) => m.ns_per_op !== undefined && m.bench !== 'publish').map((m) => m.accounts))];
   const procs = [...new Set(micro.filter((m) => m.procs).map((m) => m.procs))].sort();
   const rows = [];
@@ -357,9 +370,10 @@ if (micro.length) {
     if (v !== null) rows.push([op, int(a), p, num(v, 1)]);
   }
   md.push(table(['operation', 'accounts', 'processes', 'ns/op'], rows), '');
-  md.push('* reserve+settle and the GCRA check: **pending** (not in tgcore yet; the quota issue adds them).');
+  if (!micro.some((m) => m.bench === 'reserve_settle')) md.push('* reserve+settle and the GCRA check: **pending** (not in this build\'s tgcore).');
+  else md.push('* reserve_settle: tg_credit_reserve + tg_credit_settle on a random account (with 1 account, every process on the same one); gcra_check: clock_gettime + tg_gcra_take on one RPM limit shared by all processes.');
   const sizes = micro.filter((m) => m.bench === 'arena_bytes');
-  if (sizes.length) md.push(`* Arena size (tg_arena_bytes, default 4096 upstream keys and 65,536 ring slots): ${sizes.map((m) => `${int(m.accounts)} accounts → ${num(m.bytes / 2 ** 20, 1)} MiB`).join('; ')}. Per account: ${sizes[0].account_size} B slot + 2 × ${sizes[0].index_entry_size} B index entries (index sized to a power of two ≥ 2 × max_accounts).`);
+  if (sizes.length) md.push(`* Arena size (tg_arena_bytes, default 4096 upstream keys and 65,536 ring slots): ${sizes.map((m) => `${int(m.accounts)} accounts → ${num(m.bytes / 2 ** 20, 1)} MiB`).join('; ')}. Per account: a ${sizes[0].account_size} B slot, key index entries of ${sizes[0].index_entry_size} B (2 × max_accounts rounded up to a power of two) and whatever per-account regions the build has.`);
   md.push('');
 }
 
@@ -381,15 +395,18 @@ const cap = (() => {
     return rows.length ? rows.reduce((a, b) => (b.rps > a.rps ? b : a)) : null;
   };
   const tg = best('tollgate');
-  const size100k = micro.find((m) => m.bench === 'arena_bytes' && m.accounts === 100000);
+  const sizeAt = (n) => micro.find((m) => m.bench === 'arena_bytes' && m.accounts === n);
+  const size100k = sizeAt(100000), size1M = sizeAt(1000000), size1k = sizeAt(1000);
+  // the marginal cost of accounts (between 100k and 1M), and what is there with none
+  const perAccount = size100k && size1M ? (size1M.bytes - size100k.bytes) / 900000 : null;
   return {
     tollgate_rps_per_core: tg?.rps_per_core ?? null, tollgate_cpu_us_per_req: tg?.cpu_us_per_req ?? null,
     tollgate_worker_cpu_us_per_req: tg?.worker_cpu_us_per_req ?? null,
     nginx_rps_per_core: best('nginx')?.rps_per_core ?? null,
     stream_rss_mib_per_10k: s3tg?.rss_per_stream_b ? (s3tg.rss_per_stream_b * 10000) / 2 ** 20 : null,
     stream_cpu_us_per_event: s3tg?.cpu_us_per_event ?? null,
-    // the arena sized for 100k accounts with 1 upstream key and the smallest ring: accounts + index
-    arena_mib_per_100k_accounts: size100k ? size100k.bytes_accounts_only / 2 ** 20 : null,
+    arena_mib_per_100k_accounts: perAccount ? (perAccount * 1e5) / 2 ** 20 : null,
+    arena_fixed_mib: perAccount && size1k ? (size1k.bytes - perAccount * 1000) / 2 ** 20 : null,
     arena_mib_at_100k_default: size100k ? size100k.bytes / 2 ** 20 : null,
     disk_gib_per_million_records: bytesPerRecord ? (bytesPerRecord * 1e6) / 2 ** 30 : null,
     persister_records_per_s: s6Alone?.records_per_s ?? null,
@@ -401,7 +418,7 @@ md.push(table(['figure', 'value', 'from'], [
   ['nginx requests/s per core (bare proxy)', int(cap.nginx_rps_per_core), 'S1 peak, same method'],
   ['tollgate memory per 10,000 open streams', cap.stream_rss_mib_per_10k ? `${num(cap.stream_rss_mib_per_10k, 0)} MiB` : '–', 'S3 RSS per open stream × 10,000'],
   ['tollgate CPU per streamed event', cap.stream_cpu_us_per_event ? `${num(cap.stream_cpu_us_per_event, 1)} µs` : '–', 'S3'],
-  ['arena per 100,000 accounts', cap.arena_mib_per_100k_accounts ? `${num(cap.arena_mib_per_100k_accounts, 1)} MiB (${num(cap.arena_mib_at_100k_default, 1)} MiB with the default 4096 keys and 65,536 ring slots)` : '–', 'tg_arena_bytes: a 256 B slot per account + a key index of 40 B entries, 2 × max_accounts rounded up to a power of two'],
+  ['arena per 100,000 accounts', cap.arena_mib_per_100k_accounts ? `${num(cap.arena_mib_per_100k_accounts, 1)} MiB more (the arena file for 100,000 accounts: ${num(cap.arena_mib_at_100k_default, 1)} MiB; ${num(cap.arena_fixed_mib, 0)} MiB of it does not depend on the accounts)` : '–', 'tg_arena_bytes of this build between 100,000 and 1,000,000 accounts, default 4,096 keys and 65,536 ring slots; regions are sparse until used'],
   ['disk per 1,000,000 usage records', cap.disk_gib_per_million_records ? `${num(cap.disk_gib_per_million_records, 2)} GiB` : '–', 'S6: data/db size / records stored'],
   ['persister ceiling', cap.persister_records_per_s ? `${int(cap.persister_records_per_s)} records/s` : '–', 'S6 persister alone'],
 ], 'lrl'), '');
@@ -410,7 +427,8 @@ md.push('## Caveats', '');
 md.push('* A shared 2-core VM: the mock and the system under test share one core, the load generator has the other. Neighbours and the hypervisor add noise of ±10 % or more between runs.');
 md.push('* Direct is the mock alone on the same core, so "added latency" includes the proxy\'s CPU time competing with the mock\'s.');
 md.push('* wrk is closed-loop (coordinated omission: its latency under overload is understated); S7 uses an open loop for that reason.');
-md.push(`* Governance: ${governance}. Figures with sub-accounts, limits and credit checks active will replace these once those APIs exist.`);
+md.push(governance.startsWith('on') ? `* Governance: ${governance}. Portkey, nginx and h2o do no accounting at all.`
+  : `* Governance: ${governance}. Figures with sub-accounts, limits and credit checks active replace these once the build has the management API.`);
 md.push('');
 
 const mdText = md.join('\n');

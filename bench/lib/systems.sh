@@ -74,6 +74,8 @@ server:
   max_connections: 200000
 upstream:
   max_connections: 65536
+store:
+  allow_private_providers: true # the owner's upstream key points at the loopback mock
 log:
   access: "off"
   error: "$dir/error.log"
@@ -96,31 +98,36 @@ EOF
   SYS_H2C_PORT=$SYS_PORT
   TG_ARENA=$dir/data/arena.tg
   TG_WORKER_PIDS=$(sed -n 's/.*started worker [0-9]* (pid \([0-9]*\)).*/\1/p' "$dir/error.log" | tr '\n' ' ')
-  setup_accounts "http://127.0.0.1:$SYS_PORT"
+  setup_accounts "http://127.0.0.1:$SYS_PORT" "$mock_port"
   SYS_HEADERS=("Authorization: Bearer $BENCH_KEY")
 }
 
 # Governance for tollgate's runs (benchmarks.md: sub-accounts several levels deep, limits and
-# credits active). Needs the account API (POST /x-users); while it does not exist this is a
-# no-op: the load uses the root key, and every tollgate figure carries the GOVERNANCE label.
-# Sets BENCH_KEY, GOVERNANCE and ACCOUNTS_API (1 when POST /x-users exists).
+# credits active), through the management API (bench/lib/accounts.mjs): an owner (root's child,
+# a reseller) with the mock as its own upstream key, and $GOV_DEPTH - 1 levels below it, each with
+# credit and an RPM limit; the load uses the deepest key. Without the API (an older build) this is
+# a no-op: the load uses the root key, and the GOVERNANCE label says so on every tollgate figure.
+# setup_accounts URL MOCK_PORT sets BENCH_KEY, BENCH_OWNER_KEY, GOVERNANCE and ACCOUNTS_API.
 setup_accounts() {
-  local url=$1 code
+  local url=$1 mock_port=$2 code
   code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$url/x-users" \
     -H "Authorization: Bearer $ROOT_KEY" -H 'Content-Type: application/json' -d '{}' || true)
+  BENCH_KEY=$ROOT_KEY
+  BENCH_OWNER_KEY=""
   if [ "$code" = 404 ] || [ "$code" = 405 ] || [ "$code" = 000 ]; then
     ACCOUNTS_API=0
-    BENCH_KEY=$ROOT_KEY
     GOVERNANCE="auth + usage persisted; sub-accounts/limits/credits not yet available"
     return 0
   fi
   ACCOUNTS_API=1
-  if BENCH_KEY=$(node "$BENCH_DIR/lib/accounts.mjs" chain --url "$url" --root-key "$ROOT_KEY" \
-        --depth "$GOV_DEPTH" 2>>"$RUN_DIR/accounts.log"); then
-    GOVERNANCE="on: key of a level-$GOV_DEPTH sub-account (credits granted, RPM limit set high), usage persisted"
+  if BENCH_OWNER_KEY=$(node "$BENCH_DIR/lib/accounts.mjs" owner --url "$url" --key "$ROOT_KEY" \
+        --provider "http://127.0.0.1:$mock_port" --secret "$MOCK_SECRET" 2>>"$RUN_DIR/accounts.log") &&
+     BENCH_KEY=$(node "$BENCH_DIR/lib/accounts.mjs" chain --url "$url" --key "$BENCH_OWNER_KEY" \
+        --depth $(( GOV_DEPTH - 1 )) 2>>"$RUN_DIR/accounts.log"); then
+    GOVERNANCE="on: the key of a level-$GOV_DEPTH sub-account (owner with its own upstream key, then $(( GOV_DEPTH - 1 )) levels), credit reserved and settled and an RPM limit checked at every level on every request, usage persisted"
   else
     BENCH_KEY=$ROOT_KEY
-    GOVERNANCE="auth + usage persisted; sub-account setup failed (see accounts.log), root key used"
+    GOVERNANCE="auth + usage persisted; the sub-account set-up failed (accounts.log), root key used"
   fi
 }
 

@@ -9,8 +9,11 @@
  *   seqlock_read  tg_account_read() of a random slot (the seqlock-protected settings copy)
  *   ring_push     tg_ring_push() of a realistic usage record into an empty ring (producers contend on
  *                 the head; the ring is released between rounds, untimed)
+ *   reserve_settle  tg_credit_reserve() + tg_credit_settle() on a random account (1 account: the
+ *                 hot account every process hits)
+ *   gcra_check    clock_gettime() + tg_gcra_take() on one RPM limit shared by all processes (a limit
+ *                 high enough never to refuse)
  * and prints the arena's size for a range of account counts (tg_arena_bytes).
- * reserve+settle and the GCRA check are not in tgcore yet: they are reported as pending.
  *
  * Output: one JSON object per line on stdout.
  *   arena_micro DIR ACCOUNTS[,ACCOUNTS...] PROCS OPS
@@ -26,6 +29,8 @@
 
 #include "shm/accounts.h"
 #include "shm/arena.h"
+#include "shm/credit.h"
+#include "shm/limiter.h"
 #include "shm/ring.h"
 #include "shm/usage.h"
 
@@ -57,16 +62,20 @@ static void key_of(uint32_t i, uint8_t out[32])
     }
 }
 
-typedef enum { OP_LOOKUP, OP_MISS, OP_READ, OP_PUSH } op_t;
-static const char *op_names[] = {"key_lookup", "key_miss", "seqlock_read", "ring_push"};
+typedef enum { OP_LOOKUP, OP_MISS, OP_READ, OP_PUSH, OP_CREDIT, OP_GCRA } op_t;
+static const char *op_names[] = {"key_lookup", "key_miss", "seqlock_read", "ring_push", "reserve_settle", "gcra_check"};
 
+struct shared;
 typedef struct shared {
     _Atomic int ready, go, round, pushed_rounds;
+    _Atomic uint64_t tat; /* the GCRA limit every process takes from */
     double ns_per_op[64];
     uint64_t full_retries[64];
 } shared_t;
 
 static tg_arena_t arena;
+#define gcra_tat (g_shared->tat)
+static struct shared *g_shared;
 static uint32_t n_accounts;
 static uint8_t record[TG_RING_PAYLOAD];
 static size_t record_len;
@@ -91,6 +100,9 @@ static double run_loop(op_t op, uint64_t ops, uint32_t seed, uint64_t *full_retr
      * latency, as in a request, not the throughput of many lookups in flight. */
     int64_t last = 0;
     tg_account_settings_t st;
+    tg_credit_hold_t hold;
+    const tg_credit_terms_t terms = {0, 0, 24300, 0}; /* no minimum balance, no monthly cap */
+    struct timespec ts;
     uint64_t retries = 0, t0 = 0;
     for (int pass = 0; pass < 2; pass++) { /* pass 0 warms the page tables and caches, untimed */
         uint64_t n = pass == 0 ? (ops < batch ? ops : batch) : ops;
@@ -101,6 +113,16 @@ static double run_loop(op_t op, uint64_t ops, uint32_t seed, uint64_t *full_retr
             case OP_LOOKUP:
             case OP_MISS: last = tg_account_lookup(&arena, keys[k]); break;
             case OP_READ: last = tg_account_read(&arena, slots[k], &st); break;
+            case OP_CREDIT:
+                last = tg_credit_reserve(&arena, slots[k], 1000, &terms, &hold);
+                if (last == TG_CREDIT_OK)
+                    tg_credit_settle(&arena, &hold, 900, terms.month, 0);
+                break;
+            case OP_GCRA:
+                clock_gettime(CLOCK_MONOTONIC, &ts);
+                last = -(int64_t)tg_gcra_take(&gcra_tat, (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec,
+                                              TG_NS_PER_MIN, 1000000000000ull, 1, NULL);
+                break;
             case OP_PUSH: break; /* see push_rounds() */
             }
         }
@@ -219,6 +241,7 @@ int main(int argc, char **argv)
         return 2;
     }
     shared_t *sh = mmap(NULL, sizeof(shared_t), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    g_shared = sh;
     make_record();
 
     /* sizes: what the arena costs for a given number of accounts (default upstream keys and ring) */
@@ -231,8 +254,6 @@ int main(int argc, char **argv)
                size_points[i], (unsigned long long)tg_arena_bytes(&sz), (unsigned long long)tg_arena_bytes(&bare),
                sizeof(tg_account_t), sizeof(tg_index_entry_t), sizeof(tg_upstream_t), sizeof(tg_ring_slot_t));
     }
-    printf("{\"bench\":\"reserve_settle\",\"pending\":\"credit reservation is not in tgcore yet (quota issue)\"}\n");
-    printf("{\"bench\":\"gcra_check\",\"pending\":\"the GCRA rate limiter is not in tgcore yet (quota issue)\"}\n");
     fflush(stdout);
 
     int first = 1;
@@ -258,6 +279,7 @@ int main(int argc, char **argv)
                 fprintf(stderr, "arena_micro: publish %u failed\n", i);
                 return 1;
             }
+            atomic_store(&arena.accounts[i].balance, (int64_t)1 << 60); /* never runs out */
         }
         printf("{\"bench\":\"publish\",\"accounts\":%u,\"procs\":1,\"ns_per_op\":%.1f}\n", n_accounts,
                (double)(now_ns() - t0) / n_accounts);
@@ -274,8 +296,11 @@ int main(int argc, char **argv)
             bench(OP_LOOKUP, p, ops, sh);
             bench(OP_MISS, p, ops, sh);
             bench(OP_READ, p, ops, sh);
-            if (first) /* the ring does not depend on the number of accounts */
+            bench(OP_CREDIT, p, ops, sh);
+            if (first) { /* the ring and the shared limit do not depend on the number of accounts */
                 bench(OP_PUSH, p, ops, sh);
+                bench(OP_GCRA, p, ops, sh);
+            }
         }
         tg_arena_close(&arena);
         unlink(path);
