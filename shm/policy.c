@@ -226,7 +226,8 @@ typedef struct acl_ctx {
     char **err;
     tg_cidr4_t *v4;
     tg_cidr6_t *v6;
-    uint32_t n4, n6, cap4, cap6;
+    uint32_t n4, n6;
+    size_t cap4, cap6;
 } acl_ctx_t;
 
 static int add_acl_item(void *ud, const char *item, size_t len)
@@ -265,25 +266,15 @@ static int add_ip_item(void *ud, const char *item, size_t len)
     if (fam == 0)
         return fail(c->err, "%s: '%.*s' is not an IP address or CIDR block", c->what, (int)(len > 64 ? 64 : len), item);
     if (fam == 4) {
-        tg_cidr4_t *v = c->v4;
-        if (c->n4 >= c->cap4) {
-            size_t cap = c->cap4 ? c->cap4 * 2 : 8;
-            v = realloc(c->v4, cap * sizeof(*v));
-            if (!v)
-                return fail(c->err, "%s: out of memory", c->what);
-            c->cap4 = (uint32_t)cap;
-        }
+        tg_cidr4_t *v = grow(c->v4, &c->cap4, c->n4, sizeof(*v));
+        if (!v)
+            return fail(c->err, "%s: out of memory", c->what);
         c->v4 = v;
         c->v4[c->n4++] = v4;
     } else {
-        tg_cidr6_t *v = c->v6;
-        if (c->n6 >= c->cap6) {
-            size_t cap = c->cap6 ? c->cap6 * 2 : 8;
-            v = realloc(c->v6, cap * sizeof(*v));
-            if (!v)
-                return fail(c->err, "%s: out of memory", c->what);
-            c->cap6 = (uint32_t)cap;
-        }
+        tg_cidr6_t *v = grow(c->v6, &c->cap6, c->n6, sizeof(*v));
+        if (!v)
+            return fail(c->err, "%s: out of memory", c->what);
         c->v6 = v;
         c->v6[c->n6++] = v6;
     }
