@@ -16,34 +16,22 @@
 
 #include <cmocka.h>
 
+#include "arena_fixture.h"
+
 #include "common/clock.h"
 #include "common/keyhash.h"
 #include "shm/accounts.h"
 #include "shm/arena.h"
 
-typedef struct fixture {
-    char dir[64];
-    char path[128];
-    tg_arena_t a;
-} fixture_t;
+typedef tg_test_arena_t fixture_t; /* tests/unit/arena_fixture.h */
 
 static int open_arena(void **state, uint32_t max_accounts)
 {
     fixture_t *f = calloc(1, sizeof(*f));
     if (!f)
         return -1;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/tg_accounts_test_XXXXXX");
-    if (!mkdtemp(f->dir))
+    if (tg_test_arena_open(f, "accounts", (tg_arena_sizes_t){max_accounts, 4, 16}) != 0)
         return -1;
-    snprintf(f->path, sizeof(f->path), "%s/arena", f->dir);
-    tg_arena_sizes_t sz = {max_accounts, 4, 16};
-    char *err = NULL;
-    int created;
-    if (tg_arena_open(&f->a, f->path, &sz, &created, &err) != 0) {
-        fprintf(stderr, "tg_arena_open: %s\n", err);
-        free(err);
-        return -1;
-    }
     *state = f;
     return 0;
 }
@@ -66,9 +54,7 @@ static int setup_large(void **state)
 static int teardown(void **state)
 {
     fixture_t *f = *state;
-    tg_arena_close(&f->a);
-    unlink(f->path);
-    rmdir(f->dir);
+    tg_test_arena_close(f);
     free(f);
     return 0;
 }

@@ -17,6 +17,8 @@
 
 #include <cmocka.h>
 
+#include "arena_fixture.h"
+
 #include "common/keyhash.h"
 #include "shm/accounts.h"
 #include "shm/arena.h"
@@ -24,26 +26,13 @@
 
 #define USD 1000000000ll
 
-typedef struct fixture {
-    char dir[64];
-    char path[128];
-    tg_arena_t a;
-} fixture_t;
+typedef tg_test_arena_t fixture_t; /* tests/unit/arena_fixture.h */
 
 static int setup(void **state)
 {
     fixture_t *f = calloc(1, sizeof(*f));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/tg_credit_test_XXXXXX");
-    if (!mkdtemp(f->dir))
+    if (tg_test_arena_open(f, "credit", (tg_arena_sizes_t){64, 8, 1024}) != 0)
         return -1;
-    snprintf(f->path, sizeof(f->path), "%s/arena", f->dir);
-    tg_arena_sizes_t sz = {64, 8, 1024};
-    char *err = NULL;
-    int created;
-    if (tg_arena_open(&f->a, f->path, &sz, &created, &err) != 0) {
-        fprintf(stderr, "%s\n", err);
-        return -1;
-    }
     for (uint32_t slot = 0; slot < 4; slot++) {
         tg_account_settings_t st;
         memset(&st, 0, sizeof(st));
@@ -61,9 +50,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture_t *f = *state;
-    tg_arena_close(&f->a);
-    unlink(f->path);
-    rmdir(f->dir);
+    tg_test_arena_close(f);
     free(f);
     return 0;
 }

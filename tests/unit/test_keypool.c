@@ -17,29 +17,20 @@
 
 #include <cmocka.h>
 
+#include "arena_fixture.h"
+
 #include "shm/arena.h"
 #include "shm/keypool.h"
 #include "shm/upstreams.h"
 
-typedef struct fixture {
-    char dir[64];
-    char path[128];
-    tg_arena_t a;
-} fixture_t;
+typedef tg_test_arena_t fixture_t; /* tests/unit/arena_fixture.h */
 
 /* Keys: slots 0-2 owner 1 level 1 (openai, openai, anthropic), 3 owner 1 level 2, 4 owner 2
  * level 1, 5 unused, 6 owner 1 level 1 disabled by the operator. */
 static int setup(void **state)
 {
     fixture_t *f = calloc(1, sizeof(*f));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/tg_keypool_test_XXXXXX");
-    if (!mkdtemp(f->dir))
-        return -1;
-    snprintf(f->path, sizeof(f->path), "%s/arena", f->dir);
-    tg_arena_sizes_t sz = {16, 16, 1024};
-    char *err = NULL;
-    int created;
-    if (tg_arena_open(&f->a, f->path, &sz, &created, &err) != 0)
+    if (tg_test_arena_open(f, "keypool", (tg_arena_sizes_t){16, 16, 1024}) != 0)
         return -1;
     struct {
         uint64_t owner;
@@ -65,9 +56,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture_t *f = *state;
-    tg_arena_close(&f->a);
-    unlink(f->path);
-    rmdir(f->dir);
+    tg_test_arena_close(f);
     free(f);
     return 0;
 }
