@@ -24,16 +24,28 @@ export function makeKey() {
   return s;
 }
 
-export async function freePort() {
-  return new Promise((resolve, reject) => {
+// A port to listen on, taken below the kernel's ephemeral range (32768+): a port picked with
+// listen(0) comes from that range, and once released it can be handed to an outgoing connection
+// (the gateway's own upstream sockets) before the gateway binds it. Random picks keep concurrent
+// runs apart; each candidate is checked by binding it.
+const PORT_LO = 20000;
+const PORT_HI = 32000;
+
+function tryBind(port) {
+  return new Promise((resolve) => {
     const srv = createServer();
     srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
   });
+}
+
+export async function freePort() {
+  for (let i = 0; i < 200; i++) {
+    const port = PORT_LO + Math.floor(Math.random() * (PORT_HI - PORT_LO));
+    if (await tryBind(port)) return port;
+  }
+  throw new Error(`no free port between ${PORT_LO} and ${PORT_HI}`);
 }
 
 function collect(proc) {
