@@ -160,8 +160,7 @@ size_t tg_credit_reap(tg_arena_t *a)
         size_t before = released, billed = 0;
         int rc = reclaim_lane(a, lane, i, &released, &billed);
         if (released > before || rc != 0)
-            tg_warn("credit: process %d died with %zu reservation(s) open; released, %zu request(s) in flight billed "
-                    "by estimate%s",
+            tg_warn("credit: process %d died: %zu reservation(s) released, %zu request(s) in flight billed by estimate%s",
                     (int)pid, released - before, billed, rc ? "; the ring is full, the rest at the next reap" : "");
         if (rc != 0) {
             atomic_store(&lane->owner, w); /* still the dead owner's: a later reap finishes it */
