@@ -29,12 +29,16 @@
  * its pid and start time) and records every reservation there (slot, amount) before adding it to
  * the account. A process that dies leaves its lane owned by a dead pid; tg_credit_reap(), run by
  * every worker once a second and whenever a process claims a lane, finds such lanes, claims them
- * by CAS, subtracts each live entry from its account's `reserved` and frees the lane. So no
- * credit stays reserved for longer than the reaping interval after its process died. Ordering:
+ * by CAS, subtracts each live entry from its account's `reserved` and frees the lane (the master
+ * and the persister reap too). An entry whose request was dispatched to an upstream is billed
+ * first: an orphan usage record into the ring, its amount into `spent` and the month
+ * (shm/flight.h). So no credit stays reserved for longer than the reaping interval after its
+ * process died, and no request that reached an upstream goes unbilled. Ordering:
  * entry first, then the add (a kill between the two makes the reaper subtract an amount that was
  * never added: over-credit by one estimate, never a stuck reservation); on settle, the counters
  * first, then the entry is freed (same bound). After a reboot (the kernel boot id changed) every
- * reservation and limiter clock in the arena is void and is cleared when the arena is opened.
+ * reservation and limiter clock in the arena is void and is cleared when the arena is opened,
+ * after the dispatched requests of the previous boot are billed.
  *
  * Lifecycle: any process; the journal lane is claimed on the first reservation and released by
  * tg_arena_close (or reaped after death). Single-threaded per process. */
