@@ -30,8 +30,8 @@
  * pushed the same orphan), always earlier in the ring and under the same usage key. So an orphan
  * is stored only when no record has its key: one point lookup in the usage CF (earlier batches)
  * and one in this batch's orphan keys; an orphan never joins a batch that already holds another
- * kind of record (the batch ends before it), so an earlier record of the same batch needs no
- * lookup. A skipped orphan's cost still leaves `spent` (the reaper added it there), never the
+ * kind of record (the batch ends before it; tg_store_drain starts the next one at once), so an
+ * earlier record of the same batch needs no lookup. A skipped orphan's cost still leaves `spent` (the reaper added it there), never the
  * balance. On resume every record below the cursor is released from `spent`, stored or not. */
 #include "store/drain.h"
 
@@ -71,6 +71,7 @@ static int scratch_reset(tg_store_t *s, size_t cap)
     tg_foldmap_clear(&s->fold_orphans);
     tg_foldmap_clear(&s->fold_dups);
     s->batch_plain = 0;
+    s->batch_cut = 0;
     s->batch_read_failed = 0;
     if (s->batch == NULL)
         s->batch = rocksdb_writebatch_create();
@@ -164,8 +165,10 @@ static uint64_t collect(tg_store_t *s, tg_arena_t *a, uint64_t pos, uint64_t lim
             continue;
         }
         if (storing && (u.flags & TG_USAGE_ORPHAN)) {
-            if (s->batch_plain)
+            if (s->batch_plain) {
+                s->batch_cut = 1;
                 break; /* the next batch starts with it: its twin, if any, is stored by then */
+            }
             int dup = orphan_duplicate(s, &u);
             if (dup < 0) {
                 s->batch_read_failed = 1;
@@ -418,10 +421,16 @@ int tg_store_drain(tg_store_t *s, tg_arena_t *a, size_t max_records, size_t *dra
             return -1;
         s->resumed = 1;
     }
-    uint64_t end;
-    if (tg_drain_commit(s, a, max_records, drained, &end) != 0)
-        return -1;
-    if (*drained)
+    /* a batch cut short before an orphan is followed at once by the next one (up to MAX_RECORDS) */
+    do {
+        uint64_t end;
+        size_t n = 0;
+        if (tg_drain_commit(s, a, max_records - *drained, &n, &end) != 0)
+            return *drained ? 0 : -1;
+        if (n == 0)
+            break;
         tg_drain_finish(s, a, end);
+        *drained += n;
+    } while (s->batch_cut && *drained < max_records);
     return 0;
 }
