@@ -124,6 +124,8 @@ static int reclaim_lane(tg_arena_t *a, tg_lane_t *lane, uint32_t li, size_t *rel
         }
         if (h->slot < a->hdr->max_accounts) {
             tg_account_t *acct = &a->accounts[h->slot];
+            if (bill)
+                atomic_fetch_add_explicit(&acct->requests, 1, memory_order_relaxed);
             if (bill && h->amount > 0) {
                 atomic_fetch_add(&acct->spent, h->amount);
                 month_add(acct, month, h->amount, 0);

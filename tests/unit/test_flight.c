@@ -147,6 +147,7 @@ static void test_reaper_bills_dispatched_requests(void **state)
     assert_true(atomic_load(&acct->reserved) == 0);
     assert_true(atomic_load(&acct->spent) == 1 * USD + 2 * USD + 3 * USD); /* settled + the two estimates */
     assert_true(tg_credit_month_spent(acct, MONTH) == 6 * USD);
+    assert_int_equal(atomic_load(&acct->requests), 3); /* the account's live counter counts the orphans */
     assert_int_equal(tg_ring_used(&f->a), 3);
     tg_usage_t u;
     int seen = 0;
