@@ -71,7 +71,8 @@ const pick = (xs) => xs[Math.floor(Math.random() * xs.length)];
 /** One kill of KIND; returns once the tree serves again. */
 async function crash(kind) {
   if (kind === 'worker') {
-    const pid = pick(gw.workerPids());
+    let pid;
+    await waitFor(() => (pid = pick(gw.workerPids())) !== undefined, { what: 'a worker to kill' });
     process.kill(pid, 'SIGKILL'); // the master starts another
     await waitFor(() => gw.workerPids().length === 2 && !gw.workerPids().includes(pid), { timeout: 30000, what: 'a new worker' });
   } else if (kind === 'persister') {
