@@ -57,7 +57,7 @@ bench: build
 
 # libFuzzer targets (tests/fuzz/): clang, coverage + ASan + UBSan, in their own build dir.
 #   make fuzz   replay the regression inputs, then fuzz each target FUZZ_SECS seconds (default 10)
-#   make soak   the same, 5 minutes per target
+#   make soak   the same, 5 minutes per target, then the crash matrix for CRASH_ROUNDS rounds (default 20)
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECS ?= 10
 FUZZ_TARGETS = fuzz_json_scan fuzz_sse fuzz_usage fuzz_config fuzz_multipart fuzz_proto
@@ -70,8 +70,13 @@ fuzz-build:
 fuzz: fuzz-build
 	@tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECS)
 
-soak: fuzz-build
+CRASH_ROUNDS ?= 20
+
+soak: fuzz-build build
 	@tests/fuzz/run.sh $(FUZZ_BUILD) 300
+	@cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error
+	@CRASH_ROUNDS=$(CRASH_ROUNDS) TOLLGATE_BIN=$(CURDIR)/$(BUILD)/tollgate TOLLGATE_MOCK_BIN=$(CURDIR)/$(BUILD)/tollgate-mock \
+		node --test --test-concurrency=1 --test-timeout=3600000 tests/e2e/crash_matrix.test.js
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

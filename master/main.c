@@ -23,6 +23,7 @@
 #include "master/config.h"
 #include "master/supervise.h"
 #include "shm/arena.h"
+#include "shm/credit.h"
 #include "store/admin.h"
 #include "store/dump.h"
 
@@ -244,6 +245,9 @@ int main(int argc, char **argv)
         return 1;
     }
     atomic_store(&m.arena.hdr->persister_ready, 0);
+    size_t reaped = tg_credit_reap(&m.arena); /* a tree killed as a whole: bill what its workers had in flight */
+    if (reaped)
+        tg_info("released %zu reservation(s) of processes of the previous run", reaped);
     tg_info("tollgate %s: arena %s (%s, %.1f MiB), %d worker(s)", TG_VERSION, arena_path, created ? "created" : "re-attached",
             (double)m.arena.size / 1048576.0, m.workers);
     free(arena_path);

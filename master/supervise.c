@@ -12,6 +12,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "shm/credit.h"
 #include "store/persister.h"
 
 typedef enum { CHILD_PERSISTER, CHILD_WORKER } child_kind_t;
@@ -153,6 +154,8 @@ static void reap(tg_master_t *m, tree_t *t, int stopping)
                 continue;
             c->pid = 0;
             int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+            if (!clean && c->kind == CHILD_WORKER)
+                tg_credit_reap(&m->arena); /* bill its requests in flight now, before its successor starts */
             if (!clean || !stopping)
                 tg_log(clean ? TG_LOG_INFO : TG_LOG_WARN, "%s %d (pid %d) exited: %s %d",
                        c->kind == CHILD_PERSISTER ? "persister" : "worker", c->index, (int)pid,

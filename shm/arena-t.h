@@ -7,6 +7,7 @@
  *
  *   [header][account slots][key index][upstream key slots][usage ring slots]
  *   [policy heap][model-limit states][reservation lanes][policy snapshots x 2][key-pool cursors]
+ *   [in-flight requests]
  */
 #ifndef TG_ARENA_T_H
 #define TG_ARENA_T_H
@@ -14,8 +15,10 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "shm/usage.h"
+
 #define TG_ARENA_MAGIC 0x314e455241475454ULL /* "TTGARENA1" little-endian-ish tag */
-#define TG_ARENA_VERSION 2u
+#define TG_ARENA_VERSION 3u
 
 #define TG_NAME_MAX 64
 #define TG_URL_MAX 256
@@ -124,6 +127,25 @@ typedef struct tg_lane {
     tg_hold_t holds[TG_LANE_HOLDS];
 } __attribute__((aligned(64))) tg_lane_t;
 
+/* What a reservation's request is, kept beside the lane entry with the same (lane, index) in the
+ * in-flight region (flight.h): enough for the reaper to bill a request whose process died after
+ * it reached an upstream. Apart from the hot 32-byte lane entries, so the journal stays compact;
+ * like them, written only by the lane's owner while the entry is ACTIVE. */
+#define TG_FLIGHT_DISPATCHED 0x1u /* the upstream exchange was started: bill it if the process dies */
+#define TG_FLIGHT_STREAM 0x2u
+typedef struct tg_flight {
+    char request_id[TG_REQUEST_ID_MAX];
+    uint64_t account_id;
+    uint64_t upstream_id;       /* the key of the latest attempt */
+    uint64_t prompt_tokens;     /* the admission's estimates */
+    uint64_t completion_tokens;
+    _Atomic uint64_t ts_ms;     /* ts of the usage record, set before the worker pushes it (0: not yet) */
+    _Atomic uint32_t flags;     /* TG_FLIGHT_* */
+    uint32_t month;             /* month of the admission (credit.h) */
+    char model[TG_MODEL_MAX];
+    char path[TG_PATH_MAX];
+} tg_flight_t;
+
 /* Policy snapshot buffer (policy.h): two of them, the active one is hdr->policy_gen & 1. */
 typedef struct tg_policy_buf {
     uint64_t gen;
@@ -209,6 +231,8 @@ typedef struct tg_arena_hdr {
     uint64_t heap_bytes;
     uint32_t mlim_slots, n_lanes, lane_holds, policy_buf_size, cursor_slots, _pad1;
     uint64_t off_heap, off_mlim, off_lanes, off_policy, off_cursors;
+    uint64_t off_flights; /* n_lanes x lane_holds tg_flight_t */
+    uint32_t flight_size, _pad3;
     uint8_t boot_id[16]; /* kernel boot id when the limiter clocks were last valid (CLOCK_MONOTONIC) */
     _Atomic uint64_t heap_top __attribute__((aligned(64))); /* persister: bump pointer of the policy heap */
     _Atomic uint64_t heap_gen;    /* persister: last blob generation handed out */
@@ -231,6 +255,7 @@ typedef struct tg_arena {
     tg_lane_t *lanes;
     tg_policy_buf_t *policy[2];
     tg_rr_cursor_t *cursors;
+    tg_flight_t *flights;
     /* process-private state of the quota engine (never in the arena): the persister's policy
      * writer and this process's reservation lane; created on first use, freed by tg_arena_close */
     struct tg_policy_writer *writer;

@@ -68,6 +68,9 @@ static void layout(tg_arena_hdr_t *h, const tg_arena_sizes_t *sizes)
     off = align_up(off + 2 * (uint64_t)h->policy_buf_size, 4096);
     h->off_cursors = off;
     off = align_up(off + (uint64_t)h->cursor_slots * sizeof(tg_rr_cursor_t), 4096);
+    h->flight_size = sizeof(tg_flight_t);
+    h->off_flights = off;
+    off = align_up(off + (uint64_t)h->n_lanes * h->lane_holds * h->flight_size, 4096);
     h->total_size = off;
 }
 
@@ -88,7 +91,8 @@ static int header_matches(const tg_arena_hdr_t *have, const tg_arena_hdr_t *want
            have->ring_slot_size == want->ring_slot_size && have->heap_bytes == want->heap_bytes &&
            have->mlim_slots == want->mlim_slots && have->n_lanes == want->n_lanes && have->lane_holds == want->lane_holds &&
            have->policy_buf_size == want->policy_buf_size && have->cursor_slots == want->cursor_slots &&
-           have->off_heap == want->off_heap && have->off_cursors == want->off_cursors;
+           have->off_heap == want->off_heap && have->off_cursors == want->off_cursors &&
+           have->flight_size == want->flight_size && have->off_flights == want->off_flights;
 }
 
 static void bind_regions(tg_arena_t *a)
@@ -105,6 +109,7 @@ static void bind_regions(tg_arena_t *a)
     a->policy[0] = (tg_policy_buf_t *)(b + a->hdr->off_policy);
     a->policy[1] = (tg_policy_buf_t *)(b + a->hdr->off_policy + a->hdr->policy_buf_size);
     a->cursors = (tg_rr_cursor_t *)(b + a->hdr->off_cursors);
+    a->flights = (tg_flight_t *)(b + a->hdr->off_flights);
 }
 
 static int fail(char **err, const char *path, const char *what)

@@ -92,20 +92,53 @@ static int alive(pid_t pid, uint64_t ticks)
     return ticks == 0 || t == ticks;
 }
 
-static void reclaim_lane(tg_arena_t *a, tg_lane_t *lane, size_t *released)
+static void month_add(tg_account_t *acct, uint32_t month, int64_t amount, int64_t soft_limit)
 {
+    uint64_t tag = month & 0xffu;
+    uint64_t old = atomic_load_explicit(&acct->month, memory_order_relaxed);
+    uint64_t cur, next;
+    do {
+        cur = (old >> 56) == tag ? (old & MONTH_MASK) : 0;
+        uint64_t sum = cur + (uint64_t)amount;
+        next = (tag << 56) | (sum > MONTH_MASK ? MONTH_MASK : sum);
+    } while (!atomic_compare_exchange_weak_explicit(&acct->month, &old, next, memory_order_relaxed, memory_order_relaxed));
+    if (soft_limit > 0 && (int64_t)cur < soft_limit && (int64_t)(next & MONTH_MASK) >= soft_limit)
+        atomic_store_explicit(&acct->soft_month, month + 1, memory_order_relaxed);
+}
+
+/* Bills and releases every open entry of LANE (index LI), whose owner is dead. 0, or -1 when the
+ * ring had no room for an orphan record (the entries left stay ACTIVE for the next reap). */
+static int reclaim_lane(tg_arena_t *a, tg_lane_t *lane, uint32_t li, size_t *released, size_t *billed)
+{
+    int rc = 0;
     size_t n = 0;
     for (uint32_t j = 0; j < a->hdr->lane_holds; j++) {
         tg_hold_t *h = &lane->holds[j];
         if (atomic_load_explicit(&h->state, memory_order_acquire) != TG_HOLD_ACTIVE)
             continue;
-        if (h->slot < a->hdr->max_accounts)
-            atomic_fetch_sub(&a->accounts[h->slot].reserved, h->amount);
+        uint32_t month = 0;
+        int bill = tg_flight_bill_orphan(a, li, j, h, &month); /* the record first, then the counters */
+        if (bill < 0) {
+            rc = -1;
+            break;
+        }
+        if (h->slot < a->hdr->max_accounts) {
+            tg_account_t *acct = &a->accounts[h->slot];
+            if (bill)
+                atomic_fetch_add_explicit(&acct->requests, 1, memory_order_relaxed);
+            if (bill && h->amount > 0) {
+                atomic_fetch_add(&acct->spent, h->amount);
+                month_add(acct, month, h->amount, 0);
+            }
+            atomic_fetch_sub(&acct->reserved, h->amount);
+        }
         atomic_store_explicit(&h->state, TG_HOLD_FREE, memory_order_release);
+        *billed += (size_t)bill;
         n++;
     }
     atomic_fetch_add(&lane->reclaimed, n);
     *released += n;
+    return rc;
 }
 
 size_t tg_credit_reap(tg_arena_t *a)
@@ -126,12 +159,17 @@ size_t tg_credit_reap(tg_arena_t *a)
             continue;
         if (!atomic_compare_exchange_strong(&lane->owner, &w, TG_LANE_RECLAIMING | (uint64_t)(uint32_t)me))
             continue;
-        size_t before = released;
-        reclaim_lane(a, lane, &released);
+        size_t before = released, billed = 0;
+        int rc = reclaim_lane(a, lane, i, &released, &billed);
+        if (released > before || rc != 0)
+            tg_warn("credit: process %d died: %zu reservation(s) released, %zu request(s) in flight billed by estimate%s",
+                    (int)pid, released - before, billed, rc ? "; the ring is full, the rest at the next reap" : "");
+        if (rc != 0) {
+            atomic_store(&lane->owner, w); /* still the dead owner's: a later reap finishes it */
+            continue;
+        }
         atomic_store(&lane->start_ticks, 0);
         atomic_store(&lane->owner, 0);
-        if (released > before)
-            tg_warn("credit: process %d died with %zu reservation(s) open; released", (int)pid, released - before);
     }
     return released;
 }
@@ -244,20 +282,6 @@ int64_t tg_credit_available(const tg_account_t *acct)
     return atomic_load(&x->balance) - atomic_load(&x->spent) - atomic_load(&x->reserved);
 }
 
-static void month_add(tg_account_t *acct, uint32_t month, int64_t amount, int64_t soft_limit)
-{
-    uint64_t tag = month & 0xffu;
-    uint64_t old = atomic_load_explicit(&acct->month, memory_order_relaxed);
-    uint64_t cur, next;
-    do {
-        cur = (old >> 56) == tag ? (old & MONTH_MASK) : 0;
-        uint64_t sum = cur + (uint64_t)amount;
-        next = (tag << 56) | (sum > MONTH_MASK ? MONTH_MASK : sum);
-    } while (!atomic_compare_exchange_weak_explicit(&acct->month, &old, next, memory_order_relaxed, memory_order_relaxed));
-    if (soft_limit > 0 && (int64_t)cur < soft_limit && (int64_t)(next & MONTH_MASK) >= soft_limit)
-        atomic_store_explicit(&acct->soft_month, month + 1, memory_order_relaxed);
-}
-
 int tg_credit_reserve(tg_arena_t *a, uint32_t slot, int64_t amount, const tg_credit_terms_t *t, tg_credit_hold_t *out)
 {
     memset(out, 0, sizeof(*out));
@@ -271,17 +295,23 @@ int tg_credit_reserve(tg_arena_t *a, uint32_t slot, int64_t amount, const tg_cre
     int64_t month = t->hard_limit > 0 ? tg_credit_month_spent(acct, t->month) : 0;
     if (t->hard_limit > 0 && month + amount > t->hard_limit)
         return TG_CREDIT_HARD_LIMIT;
-    if (amount <= 0)
-        return TG_CREDIT_OK; /* nothing to hold (a free or an unpriced model) */
+    if (amount <= 0 && !t->flight)
+        return TG_CREDIT_OK; /* nothing to hold (a free or an unpriced model) and no request to bill */
     struct tg_credit_local *L = local_lane(a);
     if (!L || L->n_free == 0)
         return TG_CREDIT_BUSY;
     uint32_t idx = L->free_stack[--L->n_free];
     tg_hold_t *h = &a->lanes[L->lane].holds[idx];
     h->slot = slot;
-    h->amount = amount;
+    h->amount = amount > 0 ? amount : 0;
     h->t_ms = t->now_ms;
+    tg_flight_fill(a, L->lane, idx, t->flight, t->month);
     atomic_store_explicit(&h->state, TG_HOLD_ACTIVE, memory_order_release); /* journal first ... */
+    if (amount <= 0) { /* journalled for the reaper only: nothing is reserved */
+        out->lane = L->lane;
+        out->idx = idx;
+        return TG_CREDIT_OK;
+    }
     int64_t r = atomic_fetch_add(&acct->reserved, amount) + amount;  /* ... then the account */
     bal = atomic_load(&acct->balance);
     sp = atomic_load(&acct->spent);
@@ -354,6 +384,13 @@ void tg_quota_boot_check(tg_arena_t *a)
     uint8_t id[16];
     if (read_boot_id(id) != 0 || memcmp(a->hdr->boot_id, id, 16) == 0)
         return;
+    /* every process of the previous boot is dead: bill their requests in flight, then void the rest */
+    for (uint32_t i = 0; i < a->hdr->n_lanes; i++) {
+        tg_lane_t *lane = &a->lanes[i];
+        size_t released = 0, billed = 0;
+        if (atomic_load(&lane->owner) != 0 && reclaim_lane(a, lane, i, &released, &billed) != 0)
+            tg_warn("credit: the usage ring is full; requests in flight before the reboot are not all billed");
+    }
     uint32_t hw = atomic_load(&a->hdr->n_accounts_hw);
     for (uint32_t i = 0; i < hw && i < a->hdr->max_accounts; i++) {
         tg_account_t *acct = &a->accounts[i];

@@ -29,12 +29,16 @@
  * its pid and start time) and records every reservation there (slot, amount) before adding it to
  * the account. A process that dies leaves its lane owned by a dead pid; tg_credit_reap(), run by
  * every worker once a second and whenever a process claims a lane, finds such lanes, claims them
- * by CAS, subtracts each live entry from its account's `reserved` and frees the lane. So no
- * credit stays reserved for longer than the reaping interval after its process died. Ordering:
+ * by CAS, subtracts each live entry from its account's `reserved` and frees the lane (the master
+ * and the persister reap too). An entry whose request was dispatched to an upstream is billed
+ * first: an orphan usage record into the ring, its amount into `spent` and the month
+ * (shm/flight.h). So no credit stays reserved for longer than the reaping interval after its
+ * process died, and no request that reached an upstream goes unbilled. Ordering:
  * entry first, then the add (a kill between the two makes the reaper subtract an amount that was
  * never added: over-credit by one estimate, never a stuck reservation); on settle, the counters
  * first, then the entry is freed (same bound). After a reboot (the kernel boot id changed) every
- * reservation and limiter clock in the arena is void and is cleared when the arena is opened.
+ * reservation and limiter clock in the arena is void and is cleared when the arena is opened,
+ * after the dispatched requests of the previous boot are billed.
  *
  * Lifecycle: any process; the journal lane is claimed on the first reservation and released by
  * tg_arena_close (or reaped after death). Single-threaded per process. */
@@ -44,6 +48,7 @@
 #include <stdint.h>
 
 #include "shm/arena-t.h"
+#include "shm/flight.h"
 #include "shm/policy.h"
 
 enum { TG_CREDIT_OK = 0, TG_CREDIT_MIN_BALANCE, TG_CREDIT_NO_FUNDS, TG_CREDIT_HARD_LIMIT, TG_CREDIT_BUSY };
@@ -72,7 +77,9 @@ typedef struct tg_credit_terms {
     int64_t min_balance; /* nano-dollars balance - spent must reach; 0 = none */
     int64_t hard_limit;  /* monthly cap, nano-dollars; 0 = none */
     uint32_t month;      /* current month (tg_cal_t.month) */
-    uint64_t now_ms;     /* wall clock, recorded with the reservation (diagnostics) */
+    uint64_t now_ms;     /* wall clock, recorded with the reservation (an orphan's latency) */
+    const tg_flight_info_t *flight; /* the request, for the reaper to bill (flight.h); NULL: none. With
+                                     * a request, a zero amount is journalled too (free models) */
 } tg_credit_terms_t;
 
 /** Reserves AMOUNT for the account in SLOT. TG_CREDIT_OK and *OUT, or the reason it was refused
@@ -86,7 +93,10 @@ int64_t tg_credit_month_spent(const tg_account_t *acct, uint32_t month);
 /** balance - spent - reserved. */
 int64_t tg_credit_available(const tg_account_t *acct);
 
-/** Reclaims the journal lanes of dead processes; returns the reservations released. */
+/** Reclaims the journal lanes of dead processes: each dispatched request among their open
+ * reservations is billed with an orphan record (flight.h), then every reservation is released.
+ * Returns the reservations released. A lane whose orphans do not fit the ring now is left to a
+ * later call. */
 size_t tg_credit_reap(tg_arena_t *a);
 /** tg_credit_reap() at most once a second (NOW_MS). */
 void tg_credit_maybe_reap(tg_arena_t *a, uint64_t now_ms);

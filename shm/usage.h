@@ -14,6 +14,7 @@
 #define TG_USAGE_STREAM 0x1u
 #define TG_USAGE_ESTIMATED 0x2u /* tokens counted by tollgate, not reported by the upstream */
 #define TG_USAGE_ABORTED 0x4u   /* the client left before the end */
+#define TG_USAGE_ORPHAN 0x8u    /* billed by the reaper: the worker died with the request in flight (shm/flight.h) */
 
 typedef struct tg_usage {
     char request_id[TG_REQUEST_ID_MAX];

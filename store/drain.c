@@ -23,7 +23,16 @@
  * tg_ring_peek reports it as STUCK; the drain skips it (tg_ring_skip) only once it has stayed
  * STUCK at the tail for stuck_timeout_ms of the persister's own monotonic clock, and logs it.
  * PENDING (a live producer mid-write) just ends the batch. A record that does not decode is
- * logged and consumed, so it can never wedge the ring. */
+ * logged and consumed, so it can never wedge the ring.
+ *
+ * Orphans (shm/flight.h): a record the reaper pushed for a request whose worker died in flight.
+ * The worker may have pushed the real record before it died (or a reaper that died may have
+ * pushed the same orphan), always earlier in the ring and under the same usage key. So an orphan
+ * is stored only when no record has its key: one point lookup in the usage CF (earlier batches)
+ * and one in this batch's orphan keys; an orphan never joins a batch that already holds another
+ * kind of record (the batch ends before it; tg_store_drain starts the next one at once), so an
+ * earlier record of the same batch needs no lookup. A skipped orphan's cost still leaves `spent` (the reaper added it there), never the
+ * balance. On resume every record below the cursor is released from `spent`, stored or not. */
 #include "store/drain.h"
 
 #include <stdio.h>
@@ -47,8 +56,11 @@ static int scratch_reset(tg_store_t *s, size_t cap)
     if (s->fold_cap < cap) {
         tg_foldmap_dispose(&s->fold_rollups);
         tg_foldmap_dispose(&s->fold_accounts);
+        tg_foldmap_dispose(&s->fold_orphans);
+        tg_foldmap_dispose(&s->fold_dups);
         s->fold_cap = 0;
-        if (tg_foldmap_init(&s->fold_rollups, (uint32_t)cap) != 0 || tg_foldmap_init(&s->fold_accounts, (uint32_t)cap) != 0) {
+        if (tg_foldmap_init(&s->fold_rollups, (uint32_t)cap) != 0 || tg_foldmap_init(&s->fold_accounts, (uint32_t)cap) != 0 ||
+            tg_foldmap_init(&s->fold_orphans, (uint32_t)cap) != 0 || tg_foldmap_init(&s->fold_dups, (uint32_t)cap) != 0) {
             tg_error("drain: out of memory for a batch of %zu records", cap);
             return -1;
         }
@@ -56,6 +68,11 @@ static int scratch_reset(tg_store_t *s, size_t cap)
     }
     tg_foldmap_clear(&s->fold_rollups);
     tg_foldmap_clear(&s->fold_accounts);
+    tg_foldmap_clear(&s->fold_orphans);
+    tg_foldmap_clear(&s->fold_dups);
+    s->batch_plain = 0;
+    s->batch_cut = 0;
+    s->batch_read_failed = 0;
     if (s->batch == NULL)
         s->batch = rocksdb_writebatch_create();
     else
@@ -92,6 +109,41 @@ static void fold_record(tg_store_t *s, const tg_usage_t *u, const uint8_t *raw, 
     tg_foldmap_add(&s->fold_accounts, akey, 8, &d);
 }
 
+/* An orphan record U about to be stored: 1 when a record with its key is already stored or in
+ * this batch (it is then counted as a duplicate), 0 when it is new (its key is noted), -1 when
+ * the lookup failed. */
+static int orphan_duplicate(tg_store_t *s, const tg_usage_t *u)
+{
+    uint8_t key[TG_USAGE_KEY_MAX];
+    size_t klen = tg_usage_key(key, u->ts_ms, u->request_id, strlen(u->request_id));
+    int dup = tg_foldmap_find(&s->fold_orphans, key, klen) != NULL;
+    if (!dup) {
+        size_t vlen = 0;
+        char *err = NULL;
+        char *v = tg_store_get(s, TG_CF_USAGE, key, klen, &vlen, &err);
+        if (err) {
+            tg_error("drain: looking up the usage record %s: %s", u->request_id, err);
+            rocksdb_free(err);
+            return -1;
+        }
+        dup = v != NULL;
+        rocksdb_free(v);
+    }
+    tg_rollup_t d = {1, 0, 0, 0, u->cost_nanos};
+    if (dup) {
+        uint8_t akey[8];
+        tg_be64_put(akey, u->account_id);
+        tg_foldmap_add(&s->fold_dups, akey, 8, &d);
+        s->stats.orphans_duplicate++;
+        tg_info("drain: request %s already has its usage record; the estimate of its dead worker is dropped",
+                u->request_id);
+    } else {
+        tg_foldmap_add(&s->fold_orphans, key, klen, &d);
+        s->stats.orphans_stored++;
+    }
+    return dup;
+}
+
 /* Reads ready records from POS on, up to position LIMIT and MAX records, into the scratch.
  * Returns the first position not consumed; *STATUS is the ring status found there
  * (TG_RING_OK when a limit stopped it). STORING = a real batch (raw rows written, bad records logged). */
@@ -111,6 +163,21 @@ static uint64_t collect(tg_store_t *s, tg_arena_t *a, uint64_t pos, uint64_t lim
             if (storing)
                 log_bad_record(s, pos, len);
             continue;
+        }
+        if (storing && (u.flags & TG_USAGE_ORPHAN)) {
+            if (s->batch_plain) {
+                s->batch_cut = 1;
+                break; /* the next batch starts with it: its twin, if any, is stored by then */
+            }
+            int dup = orphan_duplicate(s, &u);
+            if (dup < 0) {
+                s->batch_read_failed = 1;
+                break;
+            }
+            if (dup)
+                continue;
+        } else if (storing) {
+            s->batch_plain = 1;
         }
         fold_record(s, &u, data, len, storing);
         if (storing)
@@ -212,9 +279,17 @@ static int batch_accounts(tg_store_t *s)
     return 0;
 }
 
-/* Moves each folded account's cost from `spent` into its published balance. */
+/* Moves each folded account's cost from `spent` into its published balance; a skipped orphan's
+ * cost only leaves `spent`. */
 static void apply_to_arena(tg_store_t *s, tg_arena_t *a)
 {
+    for (uint32_t i = 0; i < s->fold_dups.n; i++) {
+        const tg_fold_entry_t *e = &s->fold_dups.entries[i];
+        uint64_t id = tg_be64_get(e->key);
+        int64_t slot = s->slots_ready ? tg_slotmap_find(&s->acct_slots, id) : tg_account_find_id(a, id);
+        if (slot >= 0)
+            atomic_fetch_sub(&a->accounts[slot].spent, e->sum.cost_nanos);
+    }
     for (uint32_t i = 0; i < s->fold_accounts.n; i++) {
         const tg_fold_entry_t *e = &s->fold_accounts.entries[i];
         uint64_t id = tg_be64_get(e->key);
@@ -300,6 +375,12 @@ int tg_drain_commit(tg_store_t *s, tg_arena_t *a, size_t max_records, size_t *dr
         break;
     }
     *end = pos;
+    if (s->batch_read_failed) { /* retried from the same tail on the next tick */
+        s->stats = before;
+        s->stats.batch_failures++;
+        *end = start;
+        return -1;
+    }
     if (pos == start)
         return 0;
     tg_store_meta_put(s->batch, s, TG_META_RING_CURSOR, pos);
@@ -340,10 +421,16 @@ int tg_store_drain(tg_store_t *s, tg_arena_t *a, size_t max_records, size_t *dra
             return -1;
         s->resumed = 1;
     }
-    uint64_t end;
-    if (tg_drain_commit(s, a, max_records, drained, &end) != 0)
-        return -1;
-    if (*drained)
+    /* a batch cut short before an orphan is followed at once by the next one (up to MAX_RECORDS) */
+    do {
+        uint64_t end;
+        size_t n = 0;
+        if (tg_drain_commit(s, a, max_records - *drained, &n, &end) != 0)
+            return *drained ? 0 : -1;
+        if (n == 0)
+            break;
         tg_drain_finish(s, a, end);
+        *drained += n;
+    } while (s->batch_cut && *drained < max_records);
     return 0;
 }

@@ -43,6 +43,18 @@ void tg_foldmap_clear(tg_foldmap_t *m)
     m->n = 0;
 }
 
+const tg_fold_entry_t *tg_foldmap_find(const tg_foldmap_t *m, const uint8_t *key, size_t key_len)
+{
+    if (key_len > TG_FOLD_KEY_MAX || m->table == NULL)
+        return NULL;
+    for (uint32_t pos = key_hash(key, key_len) & m->mask; m->table[pos] != 0; pos = (pos + 1) & m->mask) {
+        const tg_fold_entry_t *e = &m->entries[m->table[pos] - 1];
+        if (e->key_len == key_len && memcmp(e->key, key, key_len) == 0)
+            return e;
+    }
+    return NULL;
+}
+
 int tg_foldmap_add(tg_foldmap_t *m, const uint8_t *key, size_t key_len, const tg_rollup_t *delta)
 {
     if (key_len > TG_FOLD_KEY_MAX)

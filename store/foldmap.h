@@ -31,5 +31,7 @@ void tg_foldmap_dispose(tg_foldmap_t *m);
 void tg_foldmap_clear(tg_foldmap_t *m);
 /** Adds DELTA to KEY's entry (created at zero). 0, or -1 when the map is full or the key too long. */
 int tg_foldmap_add(tg_foldmap_t *m, const uint8_t *key, size_t key_len, const tg_rollup_t *delta);
+/** KEY's entry, or NULL. */
+const tg_fold_entry_t *tg_foldmap_find(const tg_foldmap_t *m, const uint8_t *key, size_t key_len);
 
 #endif

@@ -132,6 +132,10 @@ void tg_api_metrics(tg_api_req_t *r)
 
     head(f, "tollgate_persister_records_drained_total", "counter", "Usage records moved from the ring into the store.");
     fprintf(f, "tollgate_persister_records_drained_total %llu\n", (unsigned long long)st->records_drained);
+    head(f, "tollgate_persister_orphans_total", "counter",
+         "Estimated records of requests whose worker died in flight: stored, or skipped as a duplicate.");
+    fprintf(f, "tollgate_persister_orphans_total{outcome=\"stored\"} %llu\n", (unsigned long long)st->orphans_stored);
+    fprintf(f, "tollgate_persister_orphans_total{outcome=\"duplicate\"} %llu\n", (unsigned long long)st->orphans_duplicate);
     head(f, "tollgate_persister_batch_failures_total", "counter", "Drain batches whose write failed (retried).");
     fprintf(f, "tollgate_persister_batch_failures_total %llu\n", (unsigned long long)st->batch_failures);
     head(f, "tollgate_persister_batch_size", "histogram", "Records per committed drain batch.");

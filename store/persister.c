@@ -7,6 +7,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "shm/credit.h"
 #include "store/expiry.h"
 #include "store/txn.h"
 #include "store/verify.h"
@@ -28,10 +29,11 @@ static void apply_timezone(const char *tz)
     }
 }
 
-/* Periodic jobs other than the drain: card expiry every second, usage retention hourly (the
- * first run a few seconds after start). */
+/* Periodic jobs other than the drain: card expiry every second, the journal lanes of dead
+ * processes every second (from the start on: their requests in flight are billed, shm/flight.h),
+ * usage retention hourly (the first run a few seconds after start). */
 typedef struct jobs {
-    uint64_t next_expiry, next_retention;
+    uint64_t next_expiry, next_retention, next_reap;
     uint32_t retention_days;
 } jobs_t;
 
@@ -40,6 +42,10 @@ static void run_jobs(tg_store_t *store, tg_arena_t *arena, jobs_t *j, uint64_t n
     if (now >= j->next_expiry) {
         tg_expiry_run(store, arena, (int64_t)(tg_now_ms() / 1000));
         j->next_expiry = now + TG_EXPIRY_INTERVAL_MS;
+    }
+    if (now >= j->next_reap) {
+        tg_credit_reap(arena);
+        j->next_reap = now + 1000;
     }
     if (now >= j->next_retention) {
         tg_retention_run(store, j->retention_days, tg_now_ms());
@@ -147,7 +153,7 @@ int tg_persister_run(const tg_persister_args_t *a)
         tg_warn("persister: some records could not be published into the arena (see above)");
     tg_info("persister: ready");
 
-    jobs_t jobs = {mono_ms(), mono_ms() + 5000, cfg->store.usage_retention_days};
+    jobs_t jobs = {mono_ms(), mono_ms() + 5000, mono_ms(), cfg->store.usage_retention_days};
     run_loop(store, a->arena, srv, a->stop, &jobs);
 
     tg_info("persister: stopping");

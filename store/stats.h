@@ -20,6 +20,7 @@ typedef struct tg_stats_series {
 
 typedef struct tg_store_stats {
     uint64_t records_drained, batches, batch_failures, bad_records;
+    uint64_t orphans_stored, orphans_duplicate; /* records of requests whose worker died (shm/flight.h) */
     uint64_t batch_hist[TG_STATS_BATCH_BUCKETS];
     uint64_t batch_sum;
     uint64_t last_batch_ms;       /* wall time of the last committed batch */

@@ -37,6 +37,11 @@ struct tg_store {
     uint64_t bad_records;    /* undecodable records skipped since open */
     uint64_t write_failures; /* consecutive failed batch commits */
     tg_foldmap_t fold_rollups, fold_accounts;
+    tg_foldmap_t fold_orphans; /* usage keys of the orphan records stored by this batch */
+    tg_foldmap_t fold_dups;    /* account id → cost of the orphan records skipped as duplicates */
+    int batch_plain;           /* this batch holds a record that is not an orphan */
+    int batch_cut;             /* this batch ended before an orphan (more is ready) */
+    int batch_read_failed;     /* looking up an orphan's key failed: the batch is retried */
     uint32_t fold_cap;
     rocksdb_writebatch_t *batch;
     tg_day_cache_t day;

@@ -69,6 +69,9 @@ typedef struct tg_admit_req {
     const uint8_t *addr; /* 4 or 16 bytes, network order */
     uint64_t body_len;
     uint64_t max_tokens; /* max_tokens / max_completion_tokens of the request, 0 when absent */
+    const char *request_id; /* journalled with the reservation so that the request is billed even if
+                             * this process dies (shm/flight.h); NULL: not journalled when free */
+    int stream;
 } tg_admit_req_t;
 
 typedef struct tg_admit_refusal {

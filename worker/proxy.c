@@ -48,7 +48,7 @@ typedef struct tg_call {
     unsigned n_levels;
     const tg_endpoint_t *ep;
     h2o_iovec_t content_type; /* of a multipart body, passed on with its boundary */
-    const char *headers[6];
+    const char *headers[7];
     h2o_iovec_t client_body; /* the client's body (model mapped), the source of every translation */
     tg_translation_t tr;     /* the current attempt's translation, if its key speaks another surface */
     const char *refusal;     /* why the first key could not take the request (translation refused it) */
@@ -136,6 +136,7 @@ static void on_finish(tg_relay_t *r, h2o_iovec_t body)
     u->latency_ms = (uint32_t)((now - r->t0_ns) / 1000000u);
     u->ttfb_ms = r->ttfb_ns ? (uint32_t)((r->ttfb_ns - r->t0_ns) / 1000000u) : 0;
     u->ts_ms = tg_now_ms();
+    tg_flight_record_ts(tg_w->arena, &c->adm->hold, u->ts_ms); /* an orphan billed if this process dies takes this key */
     u->cost_nanos = tg_admit_finish(tg_admit_worker(), c->adm, u->prompt_tokens, u->completion_tokens, u->cached_tokens);
     if (r->req && !r->started) {
         char *cost = h2o_mem_alloc_pool(&r->req->pool, 32);
@@ -293,6 +294,7 @@ static int start_attempt(tg_call_t *c)
         nh += copy_client_header(req, "anthropic-version", "2023-06-01", &c->headers[nh]);
         nh += copy_client_header(req, "anthropic-beta", NULL, &c->headers[nh]);
     }
+    c->headers[nh++] = tg_pool_fmt(&req->pool, "x-request-id: %s", c->u.request_id);
 
     tg_xfer_request_t x = {0};
     x.url = upstream_url(req, route.settings.url, path);
@@ -305,6 +307,7 @@ static int start_attempt(tg_call_t *c)
     x.first_byte_timeout_ms = tg_w->cfg->upstream.first_byte_timeout_ms;
     x.idle_timeout_ms = tg_w->cfg->upstream.idle_timeout_ms;
     c->route_slot = route.slot;
+    tg_flight_dispatched(tg_w->arena, &c->adm->hold, route.settings.id); /* from here on it is billed, whatever happens */
     return tg_relay_start(c->relay, &x);
 }
 
@@ -390,8 +393,11 @@ static int proxy_model(h2o_req_t *req, const tg_endpoint_t *ep)
     /* lists, mapping, price, limits, credit (worker/admit.h); settled in on_finish */
     tg_admit_t *adm = h2o_mem_alloc_pool(&req->pool, sizeof(*adm));
     struct sockaddr_storage peer;
+    char rid[TG_REQUEST_ID_MAX];
+    tg_worker_request_id(rid);
     tg_admit_req_t in = {(uint32_t)slot, &acct, req->path_normalized.base, req->path_normalized.len, model.base, model.len,
-                         0, NULL, req->entity.len, ep->multipart ? 0 : tg_admit_max_tokens(req->entity.base, req->entity.len)};
+                         0, NULL, req->entity.len, ep->multipart ? 0 : tg_admit_max_tokens(req->entity.base, req->entity.len),
+                         rid, is_stream};
     tg_admit_peer(req, &peer, &in);
     tg_admit_refusal_t why;
     if (tg_admit(tg_admit_worker(), &in, adm, &why) != 0) {
@@ -417,7 +423,7 @@ static int proxy_model(h2o_req_t *req, const tg_endpoint_t *ep)
     snprintf(c->method, sizeof(c->method), "%.*s", (int)req->method.len, req->method.base);
     tg_client_ip(req, c->client_ip, sizeof(c->client_ip));
     tg_usage_t *u = &c->u;
-    tg_worker_request_id(u->request_id);
+    memcpy(u->request_id, rid, strlen(rid) + 1);
     u->account_id = acct.id;
     memcpy(u->model, adm->model, adm->model_len + 1); /* the model billed (after ModelMapper) */
     snprintf(u->path, sizeof(u->path), "%.*s", (int)req->path_normalized.len, req->path_normalized.base);

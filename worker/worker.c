@@ -110,7 +110,9 @@ static void run_loop(tg_worker_t *w)
     for (int i = 0; i < 500 && tg_settle_flush_backlog() > 0; i++)
         usleep(10000);
     if (w->backlog_len)
-        tg_error("%zu usage record(s) could not be written: the ring stayed full", w->backlog_len);
+        tg_error("%zu usage record(s) could not be written: the ring stayed full; their requests are billed by "
+                 "estimate once this worker has exited (orphans)",
+                 w->backlog_len);
 }
 
 int tg_worker_run(const tg_worker_args_t *args)

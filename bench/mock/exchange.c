@@ -218,6 +218,7 @@ static void on_dispose(void *p)
     }
     if (ex->outcome != OUTCOME_SERVED && ex->tokens_sent != 0)
         stats_partial(&ex->acct, ex->tokens_sent);
+    reqlog_add(ex);
 }
 
 /* sets the status line and starts sending after the latency */
@@ -255,6 +256,10 @@ mock_exchange_t *exchange_new(h2o_req_t *req, const mock_surface_t *surface)
     ex->generator = (h2o_generator_t){on_proceed, on_stop};
     hold_prepare(&ex->hold, req, on_wake, on_gone);
     ex->key = api_key(req);
+    h2o_iovec_t rid = find_header(req, H2O_STRLIT("x-request-id"));
+    size_t rid_len = rid.len < sizeof(ex->request_id) ? rid.len : sizeof(ex->request_id) - 1;
+    memcpy(ex->request_id, rid.base ? rid.base : "", rid_len);
+    ex->request_id[rid_len] = '\0';
     stats_begin(&ex->acct, ex->key);
     if ((error = read_knobs(ex)) != NULL) {
         exchange_reject(ex, 400, NULL, error);

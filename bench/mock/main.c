@@ -16,6 +16,7 @@
 
 mock_knobs_t mock_defaults = {.chunks = 8};
 int mock_quiet;
+int mock_log_requests;
 
 static const char *host = "127.0.0.1";
 static uint64_t port = 9000;
@@ -29,7 +30,7 @@ static h2o_socket_t *listener, *signals;
 static void usage(FILE *out)
 {
     fprintf(out, "usage: tollgate-mock [--host 127.0.0.1] [--port 9000] [--latency-ms 0] [--chunks 8] [--chunk-delay-ms 0]\n"
-                 "                     [--body-bytes 0] [--quiet]\n"
+                 "                     [--body-bytes 0] [--quiet] [--log-requests]\n"
                  "A fake upstream LLM provider for tests and benchmarks; see bench/mock/README.md.\n");
 }
 
@@ -43,17 +44,18 @@ static void fail_usage(const char *fmt, const char *arg)
 
 static void parse_args(int argc, char **argv)
 {
-    enum { OPT_HOST = 256, OPT_PORT, OPT_QUIET, OPT_HELP, OPT_KNOB };
-    struct option options[MOCK_NUM_KNOBS + 5] = {
+    enum { OPT_HOST = 256, OPT_PORT, OPT_QUIET, OPT_LOG_REQUESTS, OPT_HELP, OPT_KNOB };
+    struct option options[MOCK_NUM_KNOBS + 6] = {
         {"host", required_argument, NULL, OPT_HOST},
         {"port", required_argument, NULL, OPT_PORT},
         {"quiet", no_argument, NULL, OPT_QUIET},
+        {"log-requests", no_argument, NULL, OPT_LOG_REQUESTS},
         {"help", no_argument, NULL, OPT_HELP},
     };
     int opt;
 
     for (size_t i = 0; i != MOCK_NUM_KNOBS; ++i)
-        options[4 + i] = (struct option){mock_knob_defs[i].name, required_argument, NULL, OPT_KNOB + (int)i};
+        options[5 + i] = (struct option){mock_knob_defs[i].name, required_argument, NULL, OPT_KNOB + (int)i};
 
     opterr = 0;
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
@@ -67,6 +69,9 @@ static void parse_args(int argc, char **argv)
             break;
         case OPT_QUIET:
             mock_quiet = 1;
+            break;
+        case OPT_LOG_REQUESTS:
+            mock_log_requests = 1;
             break;
         case OPT_HELP:
             usage(stdout);

@@ -19,6 +19,7 @@ typedef struct mock_knobs {
 
 extern mock_knobs_t mock_defaults;
 extern int mock_quiet;
+extern int mock_log_requests; /* --log-requests: keep one line per request for /_mock/requests */
 
 /* Knob names: `--NAME` on the command line, `x-mock-NAME` as a request header. */
 typedef struct mock_knob_def {
@@ -87,6 +88,18 @@ void stats_finish(mock_account_t *acct, mock_outcome_t outcome, uint64_t prompt_
 void stats_partial(mock_account_t *acct, uint64_t tokens);
 void stats_handle_get(h2o_req_t *req);
 void stats_handle_reset(h2o_req_t *req);
+/* the generation of the counters: a reset bumps it */
+uint32_t stats_generation(void);
+
+/* ---- reqlog.c: the per-request log (--log-requests) and GET /_mock/requests ------------------------------------------ */
+
+#define MOCK_REQUEST_ID_MAX 64
+
+struct mock_exchange;
+/* Logs a finished exchange (called once, when its request is freed). */
+void reqlog_add(const struct mock_exchange *ex);
+void reqlog_clear(void);
+void reqlog_handle_get(h2o_req_t *req);
 
 /* ---- faults.c: fault kinds, the per-key fault table and /_mock/faults -------------------------------------------------- */
 
@@ -170,6 +183,7 @@ struct mock_exchange {
     const mock_surface_t *surface;
     mock_knobs_t knobs;
     h2o_iovec_t key; /* upstream API key (bearer token, x-api-key, x-goog-api-key or ?key=), may be empty */
+    char request_id[MOCK_REQUEST_ID_MAX]; /* the x-request-id header, "" when absent (for the request log) */
     mock_account_t acct;
     mock_outcome_t outcome;
     mock_completion_t llm;

@@ -26,6 +26,7 @@ static const struct route {
     /* management */
     {"GET", "/_mock/stats", stats_handle_get},
     {"POST", "/_mock/reset", stats_handle_reset},
+    {"GET", "/_mock/requests", reqlog_handle_get},
     {"GET", "/_mock/faults", faults_handle_get},
     {"POST", "/_mock/faults", faults_handle_post},
     {"DELETE", "/_mock/faults", faults_handle_delete},

@@ -86,6 +86,11 @@ static size_t tallies_of(const mock_account_t *acct, tally_t *out[3])
     return n;
 }
 
+uint32_t stats_generation(void)
+{
+    return generation;
+}
+
 void stats_begin(mock_account_t *acct, h2o_iovec_t key)
 {
     *acct = (mock_account_t){generation, key.len != 0 ? table_slot(&by_key, key) : -1, -1};
@@ -196,5 +201,6 @@ void stats_handle_reset(h2o_req_t *req)
     table_clear(&by_model);
     ++generation;
     faults_clear();
+    reqlog_clear();
     respond(req, 200, "application/json", h2o_iovec_init(H2O_STRLIT("{\"reset\":true}\n")));
 }

@@ -144,13 +144,14 @@ static size_t count_cf(tg_store_t *s, tg_cf_t cf)
     return n;
 }
 
-static void push_usage(tg_arena_t *a, const char *rid, uint64_t ts, uint64_t acct, const char *model, uint64_t pt, uint64_t ct,
-                       uint64_t cached, int64_t cost)
+static void push_flagged(tg_arena_t *a, const char *rid, uint64_t ts, uint64_t acct, const char *model, uint64_t pt,
+                         uint64_t ct, uint64_t cached, int64_t cost, uint32_t flags)
 {
     tg_usage_t u = {.ts_ms = ts,
                     .account_id = acct,
                     .upstream_id = 1,
-                    .status = 200,
+                    .status = flags & TG_USAGE_ORPHAN ? 0 : 200,
+                    .flags = flags,
                     .prompt_tokens = pt,
                     .completion_tokens = ct,
                     .cached_tokens = cached,
@@ -162,6 +163,12 @@ static void push_usage(tg_arena_t *a, const char *rid, uint64_t ts, uint64_t acc
     int n = tg_usage_encode(&u, buf, sizeof(buf));
     assert_true(n > 0);
     assert_int_equal(tg_ring_push(a, buf, (size_t)n), TG_RING_OK);
+}
+
+static void push_usage(tg_arena_t *a, const char *rid, uint64_t ts, uint64_t acct, const char *model, uint64_t pt, uint64_t ct,
+                       uint64_t cached, int64_t cost)
+{
+    push_flagged(a, rid, ts, acct, model, pt, ct, cached, cost, 0);
 }
 
 static tg_rollup_t read_rollup(tg_store_t *s, uint64_t acct, const char *day, const char *model)
@@ -587,6 +594,62 @@ static void test_drain_crash_between_commit_and_release(void **state)
     tg_store_close(s);
 }
 
+/* Orphan records (shm/flight.h) are stored only when no record has their key: not when the worker
+ * pushed the real one before it died (in an earlier batch, or earlier in the ring than the orphan
+ * would be in the same batch), nor twice when a reaper died and another pushed it again. Every
+ * record's cost leaves `spent`, the skipped ones' included (their producer added it there). */
+static void test_drain_orphans_stored_once(void **state)
+{
+    fx_t *f = *state;
+    tg_store_t *s = open_bootstrapped(f);
+    assert_int_equal(tg_store_publish_all(s, &f->arena), 0);
+    int64_t slot = root_slot(f);
+    const uint32_t O = TG_USAGE_ORPHAN | TG_USAGE_ESTIMATED;
+    _Atomic int64_t *spent = &f->arena.accounts[slot].spent;
+    push_usage(&f->arena, "r1", DAY1_MS + 1, 1, "m", 10, 20, 0, 100); /* a worker's record, drained first */
+    atomic_fetch_add(spent, 100);
+    size_t drained = 0;
+    assert_int_equal(tg_store_drain(s, &f->arena, 4096, &drained), 0);
+    assert_int_equal(drained, 1);
+
+    push_flagged(&f->arena, "r1", DAY1_MS + 1, 1, "m", 30, 40, 0, 500, O); /* its worker died before freeing the entry */
+    push_flagged(&f->arena, "r2", DAY1_MS + 2, 1, "m", 30, 40, 0, 300, O); /* really in flight */
+    push_flagged(&f->arena, "r2", DAY1_MS + 2, 1, "m", 30, 40, 0, 300, O); /* again, by a second reaper */
+    push_usage(&f->arena, "r3", DAY1_MS + 3, 1, "m", 10, 20, 0, 50);
+    push_flagged(&f->arena, "r3", DAY1_MS + 3, 1, "m", 30, 40, 0, 400, O); /* twin of the record just before */
+    push_flagged(&f->arena, "r4", DAY1_MS + 3, 1, "m", 30, 40, 0, 700, O); /* another request, same millisecond */
+    atomic_fetch_add(spent, 500 + 300 + 300 + 50 + 400 + 700);
+    /* one call: the batch cut before the r3 orphan is followed at once by the next */
+    assert_int_equal(tg_store_drain(s, &f->arena, 4096, &drained), 0);
+    assert_int_equal(drained, 6);
+    assert_int_equal(tg_ring_used(&f->arena), 0);
+    assert_int_equal(count_cf(s, TG_CF_USAGE), 4); /* r1, r2, r3, r4 */
+    tg_rollup_t r = read_rollup(s, 1, "2024-03-01", "m");
+    assert_int_equal(r.requests, 4);
+    assert_int_equal(r.cost_nanos, 100 + 300 + 50 + 700);
+    json_t *root = tg_store_json_get(s, TG_CF_ACCOUNTS, 1);
+    assert_int_equal(tg_rec_i64(root, "CreditUsed", 0), 100 + 300 + 50 + 700);
+    json_decref(root);
+    assert_true(atomic_load(spent) == 0);
+
+    /* the stored r1 and r3 are the workers' own, r2 the first orphan */
+    const char *rids[] = {"r1", "r2", "r3"};
+    const int64_t costs[] = {100, 300, 50};
+    for (int i = 0; i < 3; i++) {
+        uint8_t key[TG_USAGE_KEY_MAX];
+        size_t klen = tg_usage_key(key, DAY1_MS + 1 + (uint64_t)i, rids[i], 2), vlen = 0;
+        char *err = NULL;
+        char *v = tg_store_get(s, TG_CF_USAGE, key, klen, &vlen, &err);
+        assert_non_null(v);
+        tg_usage_t u;
+        assert_int_equal(tg_usage_decode((const uint8_t *)v, vlen, &u), 0);
+        assert_true(u.cost_nanos == costs[i]);
+        assert_int_equal((u.flags & TG_USAGE_ORPHAN) != 0, i == 1);
+        rocksdb_free(v);
+    }
+    tg_store_close(s);
+}
+
 static void test_drain_cursor_of_another_arena_is_ignored(void **state)
 {
     fx_t *f = *state;
@@ -932,6 +995,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_drain_folds_and_advances, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drain_skips_bad_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drain_crash_between_commit_and_release, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drain_orphans_stored_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drain_cursor_of_another_arena_is_ignored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drain_skips_stuck_slot_after_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secrets_sealed_at_rest, setup, teardown),
