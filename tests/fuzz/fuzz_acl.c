@@ -50,7 +50,7 @@ static int ref_net_parse(const char *s, size_t n, ref_net_t *out)
         out->prefix = prefix < 0 ? 32 : prefix;
         return 1;
     }
-    if (inet_pton(AF_INET6, buf, out->a) != 1)
+    if (inet_pton(AF_INET6, buf, out->a) != 1 || prefix > 128)
         return 0;
     out->fam = 6;
     out->prefix = prefix < 0 ? 128 : prefix;
