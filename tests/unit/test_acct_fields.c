@@ -56,7 +56,7 @@ static void test_mapped_blocks_bounded_as_ipv4(void **state)
 }
 
 /* Level runs 1..64 and AllowLevels with it; "64" was accepted here but refused by the compiler,
- * which left the account unable to drift anywhere. */
+ * whose fallback mask then allowed no level at all. */
 static void test_levels(void **state)
 {
     (void)state;

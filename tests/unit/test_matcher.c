@@ -196,8 +196,8 @@ static void test_lists(void **state)
     assert_int_equal(tg_levels_parse("0", &m), -1);
     assert_int_equal(tg_levels_parse("65", &m), -1);
     assert_int_equal(tg_levels_parse("+5", &m), -1);
-    /* Level runs 1..64, so AllowLevels does too: "64" was refused and left the account unable to
-     * drift anywhere (tests/fuzz/fuzz_mgmt_body) */
+    /* Level runs 1..64, so AllowLevels does too: "64" was refused here though the Manage API took
+     * it, and the account's published mask then allowed no level at all */
     assert_int_equal(tg_levels_parse("2, 64", &m), 0);
     assert_true(tg_levels_allow(m, 64) && tg_levels_allow(m, 2) && !tg_levels_allow(m, 63) && !tg_levels_allow(m, 1));
     assert_false(tg_levels_allow(m, 0) || tg_levels_allow(m, 65));
