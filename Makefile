@@ -60,7 +60,8 @@ bench: build
 #   make soak   the same, 5 minutes per target, then the crash matrix for CRASH_ROUNDS rounds (default 20)
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECS ?= 10
-FUZZ_TARGETS = fuzz_json_scan fuzz_sse fuzz_usage fuzz_config fuzz_multipart fuzz_proto
+FUZZ_TARGETS = fuzz_json_scan fuzz_sse fuzz_usage fuzz_config fuzz_multipart fuzz_proto fuzz_acl fuzz_mapper \
+  fuzz_mgmt_body
 
 fuzz-build:
 	@scripts/deps.sh fuzz

@@ -70,7 +70,7 @@ typedef struct tg_account {
     int32_t gear;
     uint32_t rpm, rph, rpd; /* 0 = unlimited */
     uint64_t tpm, tph, tpd;
-    uint64_t allow_levels; /* bit L-1 allows level L (1..64); 0 = unrestricted */
+    uint64_t allow_levels; /* tg_levels_parse() of AllowLevels: bit L-1 refuses level L; 0 = unrestricted */
     uint64_t rates_ppm;    /* Rates x 1e6 */
     uint64_t factor_ppm;   /* Factor x 1e6 */
     int64_t hard_limit;    /* monthly, nano-dollars; 0 = none */

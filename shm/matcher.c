@@ -169,14 +169,16 @@ int tg_cidr_parse(const char *s, size_t n, tg_cidr4_t *v4, tg_cidr6_t *v6)
     buf[n] = '\0';
     char *slash = strchr(buf, '/');
     long prefix = -1;
-    if (slash) {
+    if (slash) { /* decimal digits only: no sign, no space */
         *slash = '\0';
-        char *end;
         if (slash[1] == '\0')
             return 0;
-        prefix = strtol(slash + 1, &end, 10);
-        if (*end != '\0' || prefix < 0)
-            return 0;
+        prefix = 0;
+        for (const char *d = slash + 1; *d; d++) {
+            if (*d < '0' || *d > '9' || prefix > 128)
+                return 0;
+            prefix = prefix * 10 + (*d - '0');
+        }
     }
     struct in_addr a4;
     struct in6_addr a6;
@@ -316,7 +318,7 @@ int tg_list_mode(const char *list)
 
 static int add_level(void *ud, const char *item, size_t len)
 {
-    uint64_t *mask = ud;
+    uint64_t *allowed = ud;
     if (item[0] == '-' || (len == 1 && item[0] == '*'))
         return 0;
     long v = 0;
@@ -325,9 +327,9 @@ static int add_level(void *ud, const char *item, size_t len)
             return -1;
         v = v * 10 + (item[i] - '0');
     }
-    if (v < 1 || v > 63)
+    if (v < 1 || v > 64)
         return -1;
-    *mask |= 1ull << (v - 1);
+    *allowed |= 1ull << (v - 1);
     return 0;
 }
 
@@ -338,12 +340,12 @@ int tg_levels_parse(const char *list, uint64_t *mask)
     if (mode == TG_LIST_ANY)
         return 0;
     if (mode == TG_LIST_NONE) {
-        *mask = 1ull << 63; /* restricted to nothing */
+        *mask = ~0ull; /* every level refused */
         return 0;
     }
-    uint64_t m = 0;
-    if (tg_list_each(list, add_level, &m) != 0)
+    uint64_t allowed = 0;
+    if (tg_list_each(list, add_level, &allowed) != 0)
         return -1;
-    *mask = m | (1ull << 63);
+    *mask = ~allowed;
     return 0;
 }

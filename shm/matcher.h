@@ -100,13 +100,16 @@ int tg_list_each(const char *list, tg_item_fn fn, void *ud);
 /** TG_LIST_* mode of an ACL value (NULL and "" are unrestricted). */
 enum { TG_LIST_ANY = 0, TG_LIST_ITEMS = 1, TG_LIST_NONE = 2 };
 int tg_list_mode(const char *list);
-/** AllowLevels → bit mask: 0 = unrestricted; otherwise bit 63 marks "restricted" and bit L-1
- * allows level L (1..63). -1 on a bad item. */
+/** AllowLevels → a mask of the levels it refuses: 0 = unrestricted; otherwise bit L-1 set refuses
+ * level L (1..64) and any level outside 1..64 is refused ("-*" refuses all; a list of every level
+ * is unrestricted). -1 on a bad item (an item is a decimal level 1..64, as Level is). */
 int tg_levels_parse(const char *list, uint64_t *mask);
 /** 1 when MASK (from tg_levels_parse) allows LEVEL. */
 static inline int tg_levels_allow(uint64_t mask, int32_t level)
 {
-    return mask == 0 || (level >= 1 && level <= 63 && ((mask >> (level - 1)) & 1u));
+    if (level < 1 || level > 64)
+        return mask == 0;
+    return !((mask >> (level - 1)) & 1u);
 }
 
 #endif

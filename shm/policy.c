@@ -587,7 +587,26 @@ static void account_in(sec_in_t *in, const tg_account_src_t *src)
     in->names = &g_account_names;
 }
 
-int tg_policy_account_check(const tg_account_src_t *src, char **err)
+/* The compiled bytes of B when RC is 0 (the caller owns them), else NULL with B freed. */
+static uint8_t *sec_take(tg_mbuf_t *b, int rc, size_t *len)
+{
+    if (rc != 0) {
+        tg_mbuf_dispose(b);
+        return NULL;
+    }
+    *len = b->len;
+    return b->p;
+}
+
+/* What the checks return for a section they compiled (and free). */
+static int sec_checked(uint8_t *sec)
+{
+    int rc = sec ? 0 : -1;
+    free(sec);
+    return rc;
+}
+
+uint8_t *tg_policy_account_compile(const tg_account_src_t *src, size_t *len, char **err)
 {
     sec_in_t in;
     account_in(&in, src);
@@ -595,11 +614,16 @@ int tg_policy_account_check(const tg_account_src_t *src, char **err)
     int rc = sec_compile(&b, &in, err);
     if (rc == 0 && b.len > TG_BLOB_MAX)
         rc = fail(err, "the account's lists are too long (%zu bytes compiled, at most %zu)", b.len, (size_t)TG_BLOB_MAX);
-    tg_mbuf_dispose(&b);
-    return rc;
+    return sec_take(&b, rc, len);
 }
 
-int tg_policy_owner_check(const tg_owner_conf_t *conf, char **err)
+int tg_policy_account_check(const tg_account_src_t *src, char **err)
+{
+    size_t len;
+    return sec_checked(tg_policy_account_compile(src, &len, err));
+}
+
+uint8_t *tg_policy_owner_compile(const tg_owner_conf_t *conf, size_t *len, char **err)
 {
     char *e = NULL;
     json_t *ml = parse_json_text(conf->model_limits, "MODEL_LIMITS", &e);
@@ -610,7 +634,7 @@ int tg_policy_owner_check(const tg_owner_conf_t *conf, char **err)
             *err = e;
         else
             free(e);
-        return -1;
+        return NULL;
     }
     sec_in_t in;
     memset(&in, 0, sizeof(in));
@@ -623,10 +647,15 @@ int tg_policy_owner_check(const tg_owner_conf_t *conf, char **err)
     in.names = &g_owner_names;
     tg_mbuf_t b = {0};
     int rc = sec_compile(&b, &in, err);
-    tg_mbuf_dispose(&b);
     json_decref(ml);
     json_decref(pr);
-    return rc;
+    return sec_take(&b, rc, len);
+}
+
+int tg_policy_owner_check(const tg_owner_conf_t *conf, char **err)
+{
+    size_t len;
+    return sec_checked(tg_policy_owner_compile(conf, &len, err));
 }
 
 /* ======================================================================================= */

@@ -111,6 +111,11 @@ typedef struct tg_owner_conf {
 int tg_policy_account_check(const tg_account_src_t *src, char **err);
 /** Checks an owner config. 0, or -1 with *ERR (malloc'd, names the key). */
 int tg_policy_owner_check(const tg_owner_conf_t *conf, char **err);
+/** The section tg_policy_account_check / tg_policy_owner_check compile, for the tg_psec_* lookups
+ * without an arena (ModelLimits states are TG_MLIM_NONE, no prices or flags for an account): a
+ * malloc'd buffer of *LEN bytes, or NULL with *ERR as the checks report it. */
+uint8_t *tg_policy_account_compile(const tg_account_src_t *src, size_t *len, char **err);
+uint8_t *tg_policy_owner_compile(const tg_owner_conf_t *conf, size_t *len, char **err);
 
 /** Persister: compiles SRC for the account in SLOT and stores it in the heap. *REF receives the
  * new reference (gen 0 when every list is unrestricted); OLD is the slot's current reference,

@@ -114,7 +114,7 @@ static void acctrec_quota(const json_t *rec, tg_account_settings_t *out)
     out->rates_ppm = ppm_of(rec, "Rates");
     out->factor_ppm = ppm_of(rec, "Factor");
     if (tg_levels_parse(list_of(rec, "AllowLevels"), &out->allow_levels) != 0)
-        out->allow_levels = 1ull << 63; /* unreadable: no drift rather than any */
+        out->allow_levels = ~0ull; /* unreadable: no drift rather than any */
     out->src.allow_ips = list_of(rec, "AllowIPs");
     out->src.allow_models = list_of(rec, "AllowModels");
     out->src.resources = list_of(rec, "Resources");

@@ -2,11 +2,12 @@
  * ModelLimits (acct_fields.h). */
 #include "store/acct_fields.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "shm/matcher.h"
 
 int tg_valid_name(const char *s)
 {
@@ -162,34 +163,6 @@ static char *list_join(const list_t *l)
     return out;
 }
 
-/* Parses an IP or CIDR item into FAMILY, address bytes and prefix length. */
-static int parse_cidr(const char *item, int *family, uint8_t addr[16], int *prefix)
-{
-    char buf[64];
-    const char *slash = strchr(item, '/');
-    size_t n = slash ? (size_t)(slash - item) : strlen(item);
-    if (n == 0 || n >= sizeof(buf))
-        return -1;
-    memcpy(buf, item, n);
-    buf[n] = '\0';
-    if (inet_pton(AF_INET, buf, addr) == 1)
-        *family = 4;
-    else if (inet_pton(AF_INET6, buf, addr) == 1)
-        *family = 6;
-    else
-        return -1;
-    int max = *family == 4 ? 32 : 128;
-    *prefix = max;
-    if (slash) {
-        char *end;
-        long p = strtol(slash + 1, &end, 10);
-        if (slash[1] == '\0' || *end || p < 0 || p > max)
-            return -1;
-        *prefix = (int)p;
-    }
-    return 0;
-}
-
 static int item_valid(char kind, const char *it)
 {
     size_t n = strlen(it);
@@ -197,14 +170,13 @@ static int item_valid(char kind, const char *it)
         return 0;
     switch (kind) {
     case 'I': {
-        int fam, prefix;
-        uint8_t a[16];
-        return parse_cidr(it, &fam, a, &prefix) == 0;
+        tg_cidr4_t v4;
+        tg_cidr6_t v6;
+        return tg_cidr_parse(it, n, &v4, &v6) != 0; /* exactly what the quota engine compiles */
     }
-    case 'L': {
-        char *end;
-        long v = strtol(it, &end, 10);
-        return *end == '\0' && v >= 1 && v <= 64;
+    case 'L': { /* exactly what the quota engine compiles */
+        uint64_t mask;
+        return it[0] >= '0' && it[0] <= '9' && tg_levels_parse(it, &mask) == 0;
     }
     case 'R':
         if (it[0] != '/')
@@ -273,13 +245,18 @@ done:
 static int covers(char kind, const char *p, const char *c)
 {
     switch (kind) {
-    case 'I': {
-        int fp, fc, pp, pc;
-        uint8_t ap[16], ac[16];
-        if (parse_cidr(p, &fp, ap, &pp) != 0 || parse_cidr(c, &fc, ac, &pc) != 0 || fp != fc || pc < pp)
+    case 'I': { /* as compiled: an IPv4-mapped block of /96 or longer is an IPv4 block */
+        tg_cidr4_t p4, c4;
+        tg_cidr6_t p6, c6;
+        int fp = tg_cidr_parse(p, strlen(p), &p4, &p6), fc = tg_cidr_parse(c, strlen(c), &c4, &c6);
+        if (fp == 0 || fp != fc)
             return 0;
-        for (int bit = 0; bit < pp; bit++)
-            if (((ap[bit / 8] >> (7 - bit % 8)) & 1) != ((ac[bit / 8] >> (7 - bit % 8)) & 1))
+        if (fp == 4)
+            return (c4.mask & p4.mask) == p4.mask && (c4.net & p4.mask) == p4.net;
+        if (c6.prefix < p6.prefix)
+            return 0;
+        for (int bit = 0; bit < p6.prefix; bit++)
+            if (((p6.net[bit / 8] >> (7 - bit % 8)) & 1) != ((c6.net[bit / 8] >> (7 - bit % 8)) & 1))
                 return 0;
         return 1;
     }

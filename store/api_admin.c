@@ -10,7 +10,6 @@
  *   GET /x-bill                                      aggregated usage of descendants (manage right)
  * Only root and owners (root's direct children) pass the admin gate; an owner sees only its own
  * pool and config (OwnerID); root acts on its own pool (owner 1). */
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +22,7 @@
 #include "shm/upstreams.h"
 #include "store/account_rec.h"
 #include "store/acct_fields.h"
+#include "store/admin_fields.h"
 #include "store/api.h"
 #include "store/api_manage-i.h"
 #include "store/record.h"
@@ -50,92 +50,6 @@ static json_t *key_view(const json_t *k)
     json_object_set_new(c, "protocol", json_string(tg_rec_str(k, "Protocol", "openai")));
     json_object_set_new(out, "config", c);
     return out;
-}
-
-/* 1 when HOST (no brackets) is loopback, private, link-local, unique-local or unspecified. */
-static int host_is_private(const char *host)
-{
-    if (strcasecmp(host, "localhost") == 0 || (strlen(host) > 10 && strcasecmp(host + strlen(host) - 10, ".localhost") == 0))
-        return 1;
-    uint8_t a[16];
-    if (inet_pton(AF_INET, host, a) == 1)
-        return a[0] == 127 || a[0] == 10 || a[0] == 0 || (a[0] == 172 && (a[1] & 0xf0) == 16) || (a[0] == 192 && a[1] == 168) ||
-               (a[0] == 169 && a[1] == 254) || (a[0] == 100 && (a[1] & 0xc0) == 64);
-    if (inet_pton(AF_INET6, host, a) == 1) {
-        static const uint8_t zero[16] = {0};
-        if (memcmp(a, zero, 15) == 0 && (a[15] == 1 || a[15] == 0))
-            return 1;
-        if ((a[0] & 0xfe) == 0xfc || (a[0] == 0xfe && (a[1] & 0xc0) == 0x80))
-            return 1;
-        static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-        if (memcmp(a, v4mapped, 12) == 0) {
-            char v4[16];
-            snprintf(v4, sizeof(v4), "%u.%u.%u.%u", a[12], a[13], a[14], a[15]);
-            return host_is_private(v4);
-        }
-    }
-    return 0;
-}
-
-/* Validates a provider base URL: http(s)://host[:port][/path], no credentials, query or fragment,
- * and (unless allowed) no private host. 0, or -1 with WHY. */
-static int provider_valid(tg_store_t *s, const char *url, char *why, size_t cap)
-{
-    size_t n = strlen(url);
-    const char *p;
-    if (n >= TG_URL_MAX) {
-        snprintf(why, cap, "longer than %d characters", TG_URL_MAX - 1);
-        return -1;
-    }
-    if (strncmp(url, "https://", 8) == 0)
-        p = url + 8;
-    else if (strncmp(url, "http://", 7) == 0)
-        p = url + 7;
-    else {
-        snprintf(why, cap, "must start with http:// or https://");
-        return -1;
-    }
-    for (const char *c = url; *c; c++)
-        if ((unsigned char)*c <= ' ' || *c == '?' || *c == '#' || *c == '@' || *c == '\\' || (unsigned char)*c >= 0x7f) {
-            snprintf(why, cap, "must not contain spaces, credentials, a query or a fragment");
-            return -1;
-        }
-    char host[256];
-    size_t h = 0;
-    if (*p == '[') {
-        const char *e = strchr(p, ']');
-        if (e == NULL || (size_t)(e - p - 1) >= sizeof(host)) {
-            snprintf(why, cap, "has a malformed IPv6 host");
-            return -1;
-        }
-        h = (size_t)(e - p - 1);
-        memcpy(host, p + 1, h);
-        p = e + 1;
-    } else {
-        while (*p && *p != ':' && *p != '/' && h < sizeof(host) - 1)
-            host[h++] = *p++;
-    }
-    host[h] = '\0';
-    if (h == 0) {
-        snprintf(why, cap, "has no host");
-        return -1;
-    }
-    if (*p == ':') {
-        char *end;
-        long port = strtol(p + 1, &end, 10);
-        if (end == p + 1 || port < 1 || port > 65535 || (*end && *end != '/')) {
-            snprintf(why, cap, "has a bad port");
-            return -1;
-        }
-    } else if (*p && *p != '/') {
-        snprintf(why, cap, "has a malformed host");
-        return -1;
-    }
-    if (!s->allow_private_providers && host_is_private(host)) {
-        snprintf(why, cap, "names a loopback or private address (set store.allow_private_providers to allow it)");
-        return -1;
-    }
-    return 0;
 }
 
 typedef struct keys_q {
@@ -268,7 +182,7 @@ static int apply_key_fields(tg_api_req_t *r, json_t *body, json_t *rec, int crea
         json_object_set(audit, "Level", v);
     }
     if ((v = json_object_get(body, "Provider"))) {
-        if (!json_is_string(v) || provider_valid(r->store, json_string_value(v), why, sizeof(why)) != 0) {
+        if (!json_is_string(v) || tg_provider_url_valid(json_string_value(v), r->store->allow_private_providers, why, sizeof(why)) != 0) {
             tg_api_error(r, 400, "invalid_url", "Provider: %s", json_is_string(v) ? why : "must be a string");
             return -1;
         }
@@ -486,127 +400,6 @@ void tg_api_keys_delete(tg_api_req_t *r)
 
 /* ---- /x-config ---- */
 
-typedef struct ckey {
-    const char *key;
-    char kind; /* 'M' model mapper, 'L' level mapper, 'S' switch-over, 'R' resources, 'J' json object, 'B' bool, 'N' number, 'T' text, 'P' secret text */
-} ckey_t;
-
-static const ckey_t g_config_keys[] = {
-    {"MODEL_MAPPER", 'M'}, {"LEVEL_MAPPER", 'L'}, {"SWITCH_OVER", 'S'},  {"RESOURCES", 'R'},     {"MODEL_LIMITS", 'J'},
-    {"MODEL_FAILOVER", 'M'}, {"PRICES", 'J'},     {"ALLOW_UNPRICED", 'B'}, {"USER_MIN_BALANCE", 'N'}, {"USER_API_BALANCE", 'N'},
-    {"XAI_MAIL", 'T'},     {"EMAIL_SMTP", 'T'},   {"EMAIL_PORT", 'N'},   {"EMAIL_AUTH", 'T'},    {"EMAIL_PASS", 'P'},
-    {"EMAIL_SENDER", 'T'}, {"EMAIL_TLS", 'B'},
-};
-
-static const ckey_t *config_key(const char *k)
-{
-    for (size_t i = 0; i < sizeof(g_config_keys) / sizeof(g_config_keys[0]); i++)
-        if (strcmp(g_config_keys[i].key, k) == 0)
-            return &g_config_keys[i];
-    return NULL;
-}
-
-/* PRICES: {"model": {"input": $/M, "output": $/M, "cached": $/M}} */
-static int prices_valid(json_t *v, char *why, size_t cap)
-{
-    const char *model, *k;
-    json_t *p, *n;
-    json_object_foreach(v, model, p)
-    {
-        if (!json_is_object(p)) {
-            snprintf(why, cap, "%.64s: must be an object {input, output, cached}", model);
-            return -1;
-        }
-        json_object_foreach(p, k, n)
-        {
-            if ((strcmp(k, "input") && strcmp(k, "output") && strcmp(k, "cached")) || !json_is_number(n) ||
-                json_number_value(n) < 0) {
-                snprintf(why, cap, "%.64s.%.16s: only input, output and cached, as non-negative numbers (USD per million tokens)",
-                         model, k);
-                return -1;
-            }
-        }
-    }
-    return 0;
-}
-
-/* Normalizes VALUE of config key CK into a stored value (new reference) or NULL with WHY. */
-static json_t *config_value(const ckey_t *ck, json_t *old, json_t *v, char *why, size_t cap)
-{
-    switch (ck->kind) {
-    case 'M':
-    case 'L':
-    case 'S':
-        if (!json_is_string(v)) {
-            snprintf(why, cap, "must be a string of src=dst pairs");
-            return NULL;
-        }
-        if (tg_mapper_valid(ck->kind == 'M' ? 'M' : ck->kind, json_string_value(v), why, cap) != 0)
-            return NULL;
-        return json_incref(v);
-    case 'R': {
-        if (!json_is_string(v)) {
-            snprintf(why, cap, "must be a string of paths");
-            return NULL;
-        }
-        char *x = tg_acl_edit('R', "", json_string_value(v), why, cap);
-        if (x == NULL)
-            return NULL;
-        json_t *out = json_string(x);
-        free(x);
-        return out;
-    }
-    case 'J':
-        if (strcmp(ck->key, "PRICES") == 0) {
-            json_t *p = json_is_string(v) ? json_loads(json_string_value(v), 0, NULL) : json_incref(v);
-            if (!json_is_object(p)) {
-                json_decref(p);
-                snprintf(why, cap, "must be a JSON object {\"model\":{\"input\":N,\"output\":N,\"cached\":N}}");
-                return NULL;
-            }
-            if (prices_valid(p, why, cap) != 0) {
-                json_decref(p);
-                return NULL;
-            }
-            json_t *merged = json_is_object(old) ? json_deep_copy(old) : json_object();
-            json_object_update(merged, p);
-            json_decref(p);
-            return merged;
-        }
-        return tg_model_limits_merge(old, v, why, cap);
-    case 'B':
-        if (json_is_boolean(v))
-            return json_incref(v);
-        if (json_is_string(v) && (strcmp(json_string_value(v), "true") == 0 || strcmp(json_string_value(v), "false") == 0))
-            return json_boolean(strcmp(json_string_value(v), "true") == 0);
-        snprintf(why, cap, "must be true or false");
-        return NULL;
-    case 'N': {
-        double d;
-        char *end = NULL;
-        if (json_is_number(v))
-            d = json_number_value(v);
-        else if (json_is_string(v) && *json_string_value(v) && (d = strtod(json_string_value(v), &end), *end == '\0'))
-            ;
-        else {
-            snprintf(why, cap, "must be a number");
-            return NULL;
-        }
-        if (!(d >= 0 && d <= 1e9)) {
-            snprintf(why, cap, "must be from 0 to 1e9");
-            return NULL;
-        }
-        return json_real(d);
-    }
-    default:
-        if (!json_is_string(v) || strlen(json_string_value(v)) > 1024) {
-            snprintf(why, cap, "must be a string of at most 1024 characters");
-            return NULL;
-        }
-        return json_incref(v);
-    }
-}
-
 static json_t *config_view(const json_t *conf)
 {
     json_t *out = json_deep_copy(conf);
@@ -674,12 +467,12 @@ void tg_api_config_put(tg_api_req_t *r)
     }
     json_object_foreach(body, k, v)
     {
-        const ckey_t *ck = config_key(k);
+        const tg_conf_key_t *ck = tg_conf_key(k);
         if (ck == NULL) {
             tg_api_error(r, 400, "unknown_field", "%s: unknown configuration key", k);
             goto done;
         }
-        json_t *nv = config_value(ck, json_object_get(conf, k), v, why, sizeof(why));
+        json_t *nv = tg_conf_value(ck, json_object_get(conf, k), v, why, sizeof(why));
         if (nv == NULL) {
             tg_api_error(r, 400, "invalid_value", "%s: %s", k, why);
             goto done;
@@ -722,7 +515,7 @@ void tg_api_config_delete(tg_api_req_t *r)
     size_t i;
     json_array_foreach(keys, i, v)
     {
-        if (!json_is_string(v) || config_key(json_string_value(v)) == NULL) {
+        if (!json_is_string(v) || tg_conf_key(json_string_value(v)) == NULL) {
             tg_api_error(r, 400, "invalid_value", "keys[%zu]: not a configuration key", i);
             goto done;
         }
@@ -824,7 +617,7 @@ void tg_api_conf_post(tg_api_req_t *r)
             json_object_set(updated, k, v); /* accepted for compatibility; tollgate drains continuously */
             continue;
         }
-        json_t *nv = config_value(config_key(key), json_object_get(conf, key), v, why, sizeof(why));
+        json_t *nv = tg_conf_value(tg_conf_key(key), json_object_get(conf, key), v, why, sizeof(why));
         if (nv == NULL) {
             tg_api_error(r, 400, "invalid_value", "%s: %s", k, why);
             goto done;

@@ -2,6 +2,8 @@
 // another account × every pair of accounts in a tree with two owners → allowed exactly when the
 // target is the caller or below it (strictly below for writes that only ancestors may do), and
 // Admin endpoints only for root and owners. Generated as a table and checked from both sides.
+// Also the bounds the fuzz targets found holes in: IPv4-mapped blocks under an IPv6-only parent,
+// provider URLs that reach loopback through a shorthand spelling.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startMock, startGateway } from './lib/harness.js';
@@ -122,4 +124,27 @@ test('allowed deletions from each ancestor level', async () => {
     assert.equal(r.status, 200, `${c} deletes ${t}: ${JSON.stringify(r.body)}`);
     assert.equal((await api(accounts[t].key, 'GET', '/dashboard/status')).status, 401);
   }
+});
+
+test('a parent restricted to IPv6 bounds a child\'s IPv4-mapped block as the IPv4 block it is', async () => {
+  // found by tests/fuzz/fuzz_acl: ::ffff:10.0.0.0/104 is 10.0.0.0/8 to the quota engine
+  const p = await api(gw.rootKey, 'POST', '/x-users', { Name: 'v6-parent', Email: 'v6-parent@iso.example.com', CreditGranted: 50 });
+  assert.equal(p.status, 200, JSON.stringify(p.body));
+  const c = await api(p.body.User.SecretKey, 'POST', '/x-users',
+    { Name: 'v6-child', Email: 'v6-child@iso.example.com', CreditGranted: 5, AllowIPs: '::ffff:10.0.0.0/104, 2001:db8::/32' });
+  assert.equal(c.status, 200, JSON.stringify(c.body));
+  const r = await api(gw.rootKey, 'PUT', '/x-users/v6-parent', { AllowIPs: '::/0' });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  assert.equal((await api(gw.rootKey, 'GET', '/x-users/v6-child')).body[0].AllowIPs, '2001:db8::/32');
+});
+
+test('a provider URL naming loopback or a private host in any spelling is refused and stores nothing', async () => {
+  // found by tests/fuzz/fuzz_mgmt_body: curl and the resolver read these as 127.0.0.1 / 10.0.0.1
+  const before = (await api(accounts.ownerA.key, 'GET', '/x-keys')).body.length;
+  for (const url of ['http://127.1/v1', 'http://2130706433/v1', 'http://0x7f.0.0.1/v1', 'http://10.1/v1', 'http://localhost./v1']) {
+    const r = await api(accounts.ownerA.key, 'POST', '/x-keys', { Level: 2, Provider: url, SecretKey: 'sk-owner-a-secret-key-0000001' });
+    assert.equal(r.status, 400, `${url}: ${JSON.stringify(r.body)}`);
+    assert.match(r.body.error.message, /^Provider: names a loopback or private address/);
+  }
+  assert.equal((await api(accounts.ownerA.key, 'GET', '/x-keys')).body.length, before);
 });

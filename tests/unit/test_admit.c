@@ -24,12 +24,12 @@
 #include "shm/arena.h"
 #include "worker/admit.h"
 
+#include "arena_fixture.h"
+
 #define USD 1000000000ll
 
 typedef struct fixture {
-    char dir[64];
-    char path[128];
-    tg_arena_t a;
+    tg_test_arena_t arena; /* tests/unit/arena_fixture.h */
     tg_admit_ctx_t ctx;
 } fixture_t;
 
@@ -52,7 +52,7 @@ static void mkacct(fixture_t *f, uint32_t slot, uint64_t id, uint64_t parent, ui
     tg_key_hash(key, strlen(key), st.key_hash);
     if (more)
         more(&st);
-    assert_int_equal(tg_account_publish(&f->a, slot, &st), 0);
+    assert_int_equal(tg_account_publish(&f->arena.a, slot, &st), 0);
 }
 
 static void owner_more(tg_account_settings_t *st)
@@ -75,15 +75,9 @@ static void child_more(tg_account_settings_t *st)
 static int setup(void **state)
 {
     fixture_t *f = calloc(1, sizeof(*f));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/tg_admit_test_XXXXXX");
-    if (!mkdtemp(f->dir))
+    if (!f || tg_test_arena_open(&f->arena, "admit", (tg_arena_sizes_t){64, 8, 1024}) != 0)
         return -1;
-    snprintf(f->path, sizeof(f->path), "%s/arena", f->dir);
-    tg_arena_sizes_t sz = {64, 8, 1024};
     char *err = NULL;
-    int created;
-    if (tg_arena_open(&f->a, f->path, &sz, &created, &err) != 0)
-        return -1;
     g_child_ml = json_pack("{s:{s:i}}", "gpt-4o*", "rpm", 3);
     mkacct(f, ROOT, 1, 0, 0, 1, NULL);
     mkacct(f, OWNER, 2, 1, ROOT, 2, owner_more);
@@ -92,22 +86,22 @@ static int setup(void **state)
     mkacct(f, FREE_OWNER, 5, 1, ROOT, 5, NULL);
     mkacct(f, FREE_CHILD, 6, 5, FREE_OWNER, 5, NULL);
     json_decref(g_child_ml);
-    atomic_store(&f->a.accounts[ROOT].balance, INT64_MAX / 4);
-    atomic_store(&f->a.accounts[OWNER].balance, 100 * USD);
-    atomic_store(&f->a.accounts[CHILD].balance, 10 * USD);
-    atomic_store(&f->a.accounts[FREE_CHILD].balance, 10 * USD);
+    atomic_store(&f->arena.a.accounts[ROOT].balance, INT64_MAX / 4);
+    atomic_store(&f->arena.a.accounts[OWNER].balance, 100 * USD);
+    atomic_store(&f->arena.a.accounts[CHILD].balance, 10 * USD);
+    atomic_store(&f->arena.a.accounts[FREE_CHILD].balance, 10 * USD);
     tg_owner_conf_t o2 = TG_OWNER_CONF_UNSET;
     o2.prices = "{\"house-model\":{\"input\":1,\"output\":2}}";
     o2.model_limits = "{\"o3-mini\":{\"rpd\":1000}}";
     tg_owner_conf_t o5 = TG_OWNER_CONF_UNSET;
     o5.allow_unpriced = 1;
     o5.resources = "/v1/chat";
-    if (tg_policy_set_owner(&f->a, 2, &o2, &err) != 0 || tg_policy_set_owner(&f->a, 5, &o5, &err) != 0 ||
-        tg_policy_publish(&f->a, &err) != 0) {
+    if (tg_policy_set_owner(&f->arena.a, 2, &o2, &err) != 0 || tg_policy_set_owner(&f->arena.a, 5, &o5, &err) != 0 ||
+        tg_policy_publish(&f->arena.a, &err) != 0) {
         fprintf(stderr, "%s\n", err);
         return -1;
     }
-    tg_admit_ctx_init(&f->ctx, &f->a, "UTC");
+    tg_admit_ctx_init(&f->ctx, &f->arena.a, "UTC");
     *state = f;
     return 0;
 }
@@ -116,9 +110,7 @@ static int teardown(void **state)
 {
     fixture_t *f = *state;
     tg_admit_ctx_dispose(&f->ctx);
-    tg_arena_close(&f->a);
-    unlink(f->path);
-    rmdir(f->dir);
+    tg_test_arena_close(&f->arena);
     free(f);
     return 0;
 }
@@ -132,7 +124,7 @@ typedef struct call {
 static void call_init(fixture_t *f, call_t *c, uint32_t slot, const char *model, const char *ip, uint64_t max_tokens)
 {
     memset(c, 0, sizeof(*c));
-    assert_int_equal(tg_account_read(&f->a, slot, &c->st), 0);
+    assert_int_equal(tg_account_read(&f->arena.a, slot, &c->st), 0);
     c->in.slot = slot;
     c->in.acct = &c->st;
     c->in.path = "/v1/chat/completions";
@@ -160,7 +152,7 @@ static void finish(fixture_t *f, tg_admit_t *adm, uint64_t prompt, uint64_t comp
 {
     tg_admit_finish(&f->ctx, adm, prompt, completion, 0);
     tg_credit_bill_t b = tg_admit_bill(adm);
-    tg_credit_settle(&f->a, &b.hold, b.cost, b.month, b.soft_limit);
+    tg_credit_settle(&f->arena.a, &b.hold, b.cost, b.month, b.soft_limit);
 }
 
 static void test_root_and_prices(void **state)
@@ -179,9 +171,9 @@ static void test_root_and_prices(void **state)
     assert_true(cost == 450000);
     assert_true(tg_admit_finish(&f->ctx, &adm, 1, 1, 0) == 450000); /* idempotent */
     tg_credit_bill_t b = tg_admit_bill(&adm);
-    tg_credit_settle(&f->a, &b.hold, b.cost, b.month, b.soft_limit);
-    assert_true(atomic_load(&f->a.accounts[ROOT].spent) == 450000);
-    assert_true(atomic_load(&f->a.accounts[ROOT].reserved) == 0);
+    tg_credit_settle(&f->arena.a, &b.hold, b.cost, b.month, b.soft_limit);
+    assert_true(atomic_load(&f->arena.a.accounts[ROOT].spent) == 450000);
+    assert_true(atomic_load(&f->arena.a.accounts[ROOT].reserved) == 0);
 
     assert_int_equal(admit(f, ROOT, "llama-3-70b", "127.0.0.1", 0, &adm, &why), -1);
     assert_int_equal(why.status, 400);
@@ -214,12 +206,12 @@ static void test_lists_and_mapping(void **state)
     assert_string_equal(adm.model, "gpt-4o-mini");
     assert_true(adm.mapped && adm.model_len == 11);
     assert_true(adm.est_cost == 2 * (100 * 150 + 100 * 600));
-    assert_true(atomic_load(&f->a.accounts[CHILD].reserved) == adm.est_cost);
+    assert_true(atomic_load(&f->arena.a.accounts[CHILD].reserved) == adm.est_cost);
     assert_true(adm.req_view.limit == 3 && adm.req_view.remaining == 2); /* the tightest: ModelLimits rpm 3 */
     finish(f, &adm, 50, 50);
     assert_true(adm.cost == 2 * (50 * 150 + 50 * 600));
-    assert_true(atomic_load(&f->a.accounts[CHILD].reserved) == 0);
-    assert_true(atomic_load(&f->a.accounts[CHILD].spent) == adm.cost);
+    assert_true(atomic_load(&f->arena.a.accounts[CHILD].reserved) == 0);
+    assert_true(atomic_load(&f->arena.a.accounts[CHILD].spent) == adm.cost);
     /* the owner's PRICES serve the owner's accounts */
     assert_int_equal(admit(f, CHILD, "house", "10.0.0.1", 10, &adm, &why), 0);
     assert_true(adm.priced && adm.price.input == 1000000);
@@ -239,7 +231,7 @@ static void test_lists_and_mapping(void **state)
 
 static uint64_t tat(fixture_t *f, uint32_t slot, int which)
 {
-    return atomic_load(&f->a.accounts[slot].tat[which]);
+    return atomic_load(&f->arena.a.accounts[slot].tat[which]);
 }
 
 /* A request refused by a later limit gives back what the earlier ones took. */
@@ -260,7 +252,7 @@ static void test_limits_roll_back(void **state)
     assert_true(why.view.limit == 3 && why.view.remaining == 0);
     assert_true(tat(f, CHILD, TG_TAT_RPM) == own && tat(f, OWNER, TG_TAT_RPM) == parent);
     assert_true(tat(f, CHILD, TG_TAT_TPM) <= tok); /* the token take was given back too */
-    assert_true(atomic_load(&f->a.accounts[CHILD].reserved) == 0);
+    assert_true(atomic_load(&f->arena.a.accounts[CHILD].reserved) == 0);
     /* another model: the parent's RPM 5 for its whole subtree stops the 6th */
     for (int i = 0; i < 2; i++) {
         assert_int_equal(admit(f, CHILD, "o3-mini", "10.0.0.1", 10, &adm, &why), 0);
@@ -280,11 +272,11 @@ static void test_credit_gates(void **state)
     fixture_t *f = *state;
     tg_admit_t adm;
     tg_admit_refusal_t why;
-    atomic_store(&f->a.accounts[POOR].balance, USD / 2);
+    atomic_store(&f->arena.a.accounts[POOR].balance, USD / 2);
     assert_int_equal(admit(f, POOR, "gpt-4o-mini", "10.0.0.1", 10, &adm, &why), -1);
     assert_int_equal(why.status, 429);
     assert_string_equal(why.code, "insufficient_quota");
-    atomic_store(&f->a.accounts[POOR].balance, USD + USD / 2);
+    atomic_store(&f->arena.a.accounts[POOR].balance, USD + USD / 2);
     /* an estimate above the balance ($0.60 per M output tokens x 10M = $6) */
     assert_int_equal(admit(f, POOR, "gpt-4o-mini", "10.0.0.1", 10000000, &adm, &why), -1);
     assert_string_equal(why.code, "insufficient_quota");
@@ -292,15 +284,15 @@ static void test_credit_gates(void **state)
     finish(f, &adm, 100, 100);
     /* HardLimit reached this month */
     tg_account_settings_t st;
-    assert_int_equal(tg_account_read(&f->a, POOR, &st), 0);
+    assert_int_equal(tg_account_read(&f->arena.a, POOR, &st), 0);
     st.hard_limit = 1000;
-    assert_int_equal(tg_account_publish(&f->a, POOR, &st), 0);
+    assert_int_equal(tg_account_publish(&f->arena.a, POOR, &st), 0);
     assert_int_equal(admit(f, POOR, "gpt-4o-mini", "10.0.0.1", 1000, &adm, &why), -1);
     assert_non_null(strstr(why.message, "HardLimit"));
     /* a disabled policy (lists that would not compile) refuses */
     st.hard_limit = 0;
     st.src.allow_ips = "nonsense";
-    assert_int_equal(tg_account_publish(&f->a, POOR, &st), 0);
+    assert_int_equal(tg_account_publish(&f->arena.a, POOR, &st), 0);
     assert_int_equal(admit(f, POOR, "gpt-4o-mini", "10.0.0.1", 1000, &adm, &why), -1);
     assert_int_equal(why.status, 403);
 }
@@ -316,15 +308,15 @@ static void test_token_correction(void **state)
     assert_true(adm.est_tokens == 100100);
     assert_true(adm.tok_view.limit == 1000000 && adm.tok_view.remaining == 1000000 - 100100);
     tg_admit_finish(&f->ctx, &adm, 60, 40, 0);
-    tg_gcra_view(&f->a.accounts[CHILD].tat[TG_TAT_TPM], tg_mono_ns(), TG_NS_PER_MIN, 1000000, &v);
+    tg_gcra_view(&f->arena.a.accounts[CHILD].tat[TG_TAT_TPM], tg_mono_ns(), TG_NS_PER_MIN, 1000000, &v);
     assert_true(v.remaining >= 1000000 - 101); /* 100 real tokens left charged (and time has passed) */
     tg_credit_bill_t b = tg_admit_bill(&adm);
-    tg_credit_settle(&f->a, &b.hold, b.cost, b.month, b.soft_limit);
+    tg_credit_settle(&f->arena.a, &b.hold, b.cost, b.month, b.soft_limit);
     /* the owner's MODEL_LIMITS o3-mini rpd 1000 counts the request, per day */
     const uint8_t *sec = tg_policy_owner_section(&f->ctx.policy, 2);
     const tg_mlimit_t *ml = tg_psec_model_limit(sec, "o3-mini", 7);
     assert_non_null(ml);
-    assert_true(tg_day_count(&f->a.mlim[ml->state].day[TG_DAY_RPD], f->ctx.cal.day) == 1);
+    assert_true(tg_day_count(&f->arena.a.mlim[ml->state].day[TG_DAY_RPD], f->ctx.cal.day) == 1);
 }
 
 int main(void)

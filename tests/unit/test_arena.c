@@ -23,20 +23,16 @@
 #include "shm/ring.h"
 #include "shm/upstreams.h"
 
-typedef struct fixture {
-    char dir[64];
-    char path[128];
-} fixture_t;
+#include "arena_fixture.h"
+
+/* Only the directory of tests/unit/arena_fixture.h: each test opens its arenas itself. */
+typedef tg_test_arena_t fixture_t;
 
 static int setup(void **state)
 {
     fixture_t *f = calloc(1, sizeof(*f));
-    if (!f)
+    if (!f || tg_test_arena_dir(f, "arena") != 0)
         return -1;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/tg_arena_test_XXXXXX");
-    if (!mkdtemp(f->dir))
-        return -1;
-    snprintf(f->path, sizeof(f->path), "%s/arena", f->dir);
     *state = f;
     return 0;
 }
@@ -44,8 +40,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture_t *f = *state;
-    unlink(f->path);
-    rmdir(f->dir);
+    tg_test_arena_remove(f);
     free(f);
     return 0;
 }

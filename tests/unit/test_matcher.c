@@ -155,6 +155,13 @@ static void test_cidr(void **state)
     assert_true(v4.mask == 0 && v4.net == 0);
     assert_int_equal(tg_cidr_parse("10.1.2.3/8", 10, &v4, &v6), 4);
     assert_true(v4.net == 0x0a000000u); /* host bits cleared */
+    /* the prefix is decimal digits only: "/-0" once parsed as /0, opening the list to everyone
+     * (tests/fuzz/fuzz_acl's reference parser refuses it too) */
+    assert_int_equal(tg_cidr_parse("10.0.0.0/-0", 11, &v4, &v6), 0);
+    assert_int_equal(tg_cidr_parse("10.0.0.0/+8", 11, &v4, &v6), 0);
+    assert_int_equal(tg_cidr_parse("::/-0", 5, &v4, &v6), 0);
+    assert_int_equal(tg_cidr_parse("10.0.0.0/08", 11, &v4, &v6), 4);
+    assert_true(v4.mask == 0xff000000u);
 }
 
 static int count_item(void *ud, const char *item, size_t len)
@@ -187,7 +194,15 @@ static void test_lists(void **state)
     assert_true(m != 0 && !tg_levels_allow(m, 1));
     assert_int_equal(tg_levels_parse("1,x", &m), -1);
     assert_int_equal(tg_levels_parse("0", &m), -1);
-    assert_int_equal(tg_levels_parse("64", &m), -1);
+    assert_int_equal(tg_levels_parse("65", &m), -1);
+    assert_int_equal(tg_levels_parse("+5", &m), -1);
+    /* Level runs 1..64, so AllowLevels does too: "64" was refused here though the Manage API took
+     * it, and the account's published mask then allowed no level at all */
+    assert_int_equal(tg_levels_parse("2, 64", &m), 0);
+    assert_true(tg_levels_allow(m, 64) && tg_levels_allow(m, 2) && !tg_levels_allow(m, 63) && !tg_levels_allow(m, 1));
+    assert_false(tg_levels_allow(m, 0) || tg_levels_allow(m, 65));
+    assert_int_equal(tg_levels_parse("-*", &m), 0);
+    assert_false(tg_levels_allow(m, 64));
 }
 
 int main(void)

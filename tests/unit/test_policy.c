@@ -26,34 +26,17 @@
 #include "shm/matcher.h"
 #include "shm/policy.h"
 
-typedef struct fixture {
-    char dir[64];
-    char path[128];
-    tg_arena_t a;
-} fixture_t;
+#include "arena_fixture.h"
 
-static int open_at(fixture_t *f, uint32_t accounts)
-{
-    tg_arena_sizes_t sz = {accounts, 8, 1024};
-    char *err = NULL;
-    int created;
-    if (tg_arena_open(&f->a, f->path, &sz, &created, &err) != 0) {
-        fprintf(stderr, "tg_arena_open: %s\n", err);
-        free(err);
-        return -1;
-    }
-    return 0;
-}
+typedef tg_test_arena_t fixture_t; /* tests/unit/arena_fixture.h */
 
 static int setup_n(void **state, uint32_t accounts)
 {
     fixture_t *f = calloc(1, sizeof(*f));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/tg_policy_test_XXXXXX");
-    if (!mkdtemp(f->dir))
+    if (!f || tg_test_arena_open(f, "policy", (tg_arena_sizes_t){accounts, 8, 1024}) != 0)
         return -1;
-    snprintf(f->path, sizeof(f->path), "%s/arena", f->dir);
     *state = f;
-    return open_at(f, accounts);
+    return 0;
 }
 
 static int setup(void **state)
@@ -69,9 +52,7 @@ static int setup_big(void **state)
 static int teardown(void **state)
 {
     fixture_t *f = *state;
-    tg_arena_close(&f->a);
-    unlink(f->path);
-    rmdir(f->dir);
+    tg_test_arena_close(f);
     free(f);
     return 0;
 }
@@ -337,8 +318,9 @@ static void test_writer_rebuild(void **state)
     }
     uint32_t s0 = state_of(&f->a, 0, "m");
     tg_account_unpublish(&f->a, 5); /* a hole */
-    tg_arena_close(&f->a);
-    assert_int_equal(open_at(f, 64), 0);
+    int created = -1;
+    assert_int_equal(tg_test_arena_reopen(f, &created), 0);
+    assert_int_equal(created, 0);
     /* same lists as slot 3: found, not stored again */
     tg_account_settings_t o3;
     blob_of(&f->a, 3, buf, sizeof(buf), &o3);

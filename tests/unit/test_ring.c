@@ -22,30 +22,15 @@
 #include "shm/arena.h"
 #include "shm/ring.h"
 
-typedef struct fixture {
-    char dir[64];
-    char path[128];
-    tg_arena_t a;
-    tg_arena_sizes_t sizes;
-} fixture_t;
+#include "arena_fixture.h"
+
+typedef tg_test_arena_t fixture_t; /* tests/unit/arena_fixture.h */
 
 static int open_ring(void **state, uint32_t slots)
 {
     fixture_t *f = calloc(1, sizeof(*f));
-    if (!f)
+    if (!f || tg_test_arena_open(f, "ring", (tg_arena_sizes_t){4, 1, slots}) != 0)
         return -1;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/tg_ring_test_XXXXXX");
-    if (!mkdtemp(f->dir))
-        return -1;
-    snprintf(f->path, sizeof(f->path), "%s/arena", f->dir);
-    f->sizes = (tg_arena_sizes_t){4, 1, slots};
-    char *err = NULL;
-    int created;
-    if (tg_arena_open(&f->a, f->path, &f->sizes, &created, &err) != 0) {
-        fprintf(stderr, "tg_arena_open: %s\n", err);
-        free(err);
-        return -1;
-    }
     *state = f;
     return 0;
 }
@@ -63,9 +48,7 @@ static int setup256(void **state)
 static int teardown(void **state)
 {
     fixture_t *f = *state;
-    tg_arena_close(&f->a);
-    unlink(f->path);
-    rmdir(f->dir);
+    tg_test_arena_close(f);
     free(f);
     return 0;
 }
@@ -253,10 +236,8 @@ static void test_unreleased_survive_reattach(void **state)
         push_record(a, n);
     tg_ring_release(a, 2);
     expect_record(a, 2, 2); /* read, but not released: "crash" */
-    tg_arena_close(a);
-    char *err = NULL;
     int created = -1;
-    assert_int_equal(tg_arena_open(a, f->path, &f->sizes, &created, &err), 0);
+    assert_int_equal(tg_test_arena_reopen(f, &created), 0);
     assert_int_equal(created, 0);
     assert_true(tg_ring_tail(a) == 2);
     assert_true(tg_ring_used(a) == 3);
