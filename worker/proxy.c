@@ -25,7 +25,7 @@
 #include "worker/usage_read.h"
 #include "worker/worker.h"
 
-#define MAX_ATTEMPTS 4 /* upstream keys tried for one request before the failure is shown */
+#define MAX_ATTEMPTS 6 /* upstream keys tried for one request before the failure is shown */
 #define MAX_LEVELS 16  /* levels one model of a request may fall over to */
 #define MAX_MODELS 4   /* models one request may fall over to (ModelFailover) */
 
