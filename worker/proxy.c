@@ -509,7 +509,8 @@ static int proxy_model(h2o_req_t *req, const tg_endpoint_t *ep)
     struct sockaddr_storage peer;
     int multipart_body = ep->multipart || (ep->stateful && ctype.len >= 19 && strncasecmp(ctype.base, "multipart/", 10) == 0);
     tg_admit_req_t in = {(uint32_t)slot, &acct, req->path_normalized.base, req->path_normalized.len, model.base, model.len,
-                         0, NULL, req->entity.len, multipart_body ? 0 : tg_admit_max_tokens(req->entity.base, req->entity.len),
+                         0, NULL, req->entity.len,
+                         multipart_body || req->entity.len == 0 ? 0 : tg_admit_max_tokens(req->entity.base, req->entity.len),
                          ep->stateful};
     tg_admit_peer(req, &peer, &in);
     tg_admit_refusal_t why;
