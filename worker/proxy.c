@@ -533,7 +533,7 @@ static int proxy_model(h2o_req_t *req, const tg_endpoint_t *ep)
     c->unmetered = ep->stateful;
     c->content_type = ctype;
     c->owner_id = acct.owner_id;
-    c->level = adm->level;
+    c->level = ep->stateful ? acct.level : adm->level; /* stateful: one pin per account, whatever model is named */
     c->acct_level = acct.level;
     c->gear = acct.gear;
     c->allow_levels = acct.allow_levels;

@@ -11,6 +11,7 @@ let mock, gw, client;
 const keys = [
   { name: 'pinned', secret: 'sk-upstream-pinned-0001' },
   { name: 'other', secret: 'sk-upstream-other-00002' },
+  { name: 'level2', secret: 'sk-upstream-level2-0003', level: 2 },
 ];
 
 async function api(key, method, path, body) {
@@ -82,8 +83,11 @@ test('threads: create, add a message, run, retrieve the run (OpenAI-Beta forward
   const msg = await client.beta.threads.messages.create(thread.id, { role: 'user', content: 'What is a gateway?' });
   assert.equal(msg.thread_id, thread.id);
   assert.equal(msg.content[0].text.value, 'What is a gateway?');
-  const run = await client.beta.threads.runs.create(thread.id, { assistant_id: 'asst_mock_1' });
+  // a run naming a model LEVEL_MAPPER sends elsewhere still meets its thread on the pinned key
+  assert.equal((await api(gw.rootKey, 'PUT', '/x-config', { LEVEL_MAPPER: 'gpt-4o=2' })).status, 200);
+  const run = await client.beta.threads.runs.create(thread.id, { assistant_id: 'asst_mock_1', model: 'gpt-4o' });
   assert.equal(run.status, 'queued');
+  assert.equal(run.model, 'gpt-4o');
   const done = await client.beta.threads.runs.retrieve(thread.id, run.id);
   assert.equal(done.status, 'completed');
   assert.equal(done.usage.completion_tokens, 6); // 3 chunks x 2 tokens
@@ -93,12 +97,14 @@ test('threads: create, add a message, run, retrieve the run (OpenAI-Beta forward
 
   const stats = await mock.stats();
   assert.equal(stats.by_key[keys[0].secret].served, 5, JSON.stringify(stats.by_key));
+  assert.equal(stats.by_key[keys[2].secret], undefined, 'LEVEL_MAPPER does not move a stateful call');
   assert.equal(stats.rejected, 0, 'the mock requires OpenAI-Beta: assistants=v2 and got it');
 
   // a run's usage is cumulative and shown on every poll: the records carry no tokens
   const recs = await records('/v1/threads', 5);
   assert.equal(recs.length, 5);
   assert.ok(recs.every((r) => r.pt === 0 && r.ct === 0 && r.cost === 0 && r.st === 200), JSON.stringify(recs));
+  assert.equal(recs.filter((r) => r.model === 'gpt-4o').length, 1, 'the run that named a model is recorded with it');
 });
 
 test('a sub-account whose Resources exclude files and threads is refused before the upstream', async () => {
