@@ -80,11 +80,12 @@ static void client_left(tg_relay_t *r)
     r->left = 1;
     if (r->xfer && !r->started)
         tg_abuse_cancelled(r->conn_id); /* the client gave up before any answer */
-    if (r->xfer && r->finish_on_abort && !r->retrying && r->status >= 200 && r->status < 300) {
+    if (r->xfer && r->finish_on_abort && !r->retrying && (r->status == 0 || (r->status >= 200 && r->status < 300))) {
         r->req = NULL;
         r->detached = 1;
         r->aborted = 1;
-        h2o_buffer_consume(&r->recv, r->recv->size); /* nobody reads it any more */
+        if (r->streaming) /* events waiting for the client: nobody reads them any more */
+            h2o_buffer_consume(&r->recv, r->recv->size);
         resume(r);
         return;
     }
@@ -174,8 +175,18 @@ static int retryable(int status)
 static int on_head(void *ud, int status, const tg_xfer_header_t *h, size_t n)
 {
     tg_relay_t *r = ud;
-    if (!r->req)
+    if (!r->req && !r->detached)
         return -1;
+    if (r->detached) { /* the client left while waiting: read a good answer for its usage */
+        r->status = status;
+        r->ttfb_ns = tg_mono_ns();
+        if (status < 200 || status >= 300)
+            return -1; /* nothing to bill */
+        if (r->hooks->on_success)
+            r->hooks->on_success(r);
+        r->streaming = is_event_stream(h, n);
+        return 0;
+    }
     if (retryable(status) && r->hooks->on_failure) {
         r->retrying = 1; /* decided in on_done, outside curl: abandon this answer unread */
         r->retry_status = status;

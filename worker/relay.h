@@ -6,10 +6,11 @@
  *
  * Lifetime. The relay is malloc'd; the request holds it through a pool reference. When the
  * client leaves, the transfer is cancelled and the relay freed with the request, unless the
- * owner set finish_on_abort and a good answer had begun (api-compat 7.15, `client_abort:
- * finish`): the relay then detaches from the request and reads the answer to its end, still
- * calling on_event and on_finish (nothing goes to the client), and frees itself when the
- * transfer ends (completion, error or timeout). For that it keeps its own copy of the upstream
+ * owner set finish_on_abort and the answer is still awaited or good (api-compat 7.15,
+ * `client_abort: finish`): the relay then detaches from the request and reads the answer to its
+ * end, still calling on_event and on_finish (nothing goes to the client; an answer that turns
+ * out bad is not retried), and frees itself when the transfer ends (completion, error or
+ * timeout). For that it keeps its own copy of the upstream
  * request's strings. on_free runs when the relay is freed, for the owner's state. */
 #ifndef TG_RELAY_H
 #define TG_RELAY_H

@@ -230,6 +230,33 @@ test('with client_abort: finish, an abandoned stream is read to its end and bill
   }
 });
 
+test('with client_abort: finish, a client that leaves before a non-streaming answer is billed the real usage', async () => {
+  const slow = await startMock(['--chunks', '7', '--latency-ms', '800']);
+  const gw2 = await startGateway({ mock: slow, upstream: 'upstream:\n  client_abort: finish\n' });
+  try {
+    const ac = new AbortController();
+    const pending = fetch(`${gw2.base}/v1/chat/completions`, {
+      method: 'POST', signal: ac.signal,
+      headers: { authorization: `Bearer ${gw2.rootKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'gpt-4o-mini', messages }),
+    }).catch((e) => e);
+    await waitFor(async () => (await slow.stats()).requests === 1, { what: 'the request to reach the upstream' });
+    ac.abort();
+    assert.equal((await pending).name, 'AbortError');
+    await waitFor(async () => (await slow.stats()).served === 1, { what: 'the mock to answer in full' });
+    let recs = [];
+    await waitFor(() => { recs = gw2.usage(); return recs.length > 0; }, { what: 'the usage record' });
+    assert.equal(recs.length, 1);
+    assert.equal(recs[0].st, 200);
+    assert.equal(recs[0].fl & 2, 0, 'not estimated');
+    assert.equal(recs[0].ct, 14);
+    assert.equal(recs[0].pt, (await slow.stats()).prompt_tokens);
+  } finally {
+    await gw2.cleanup();
+    await slow.stop();
+  }
+});
+
 test('GET /v1/models lists the models the caller may use, in OpenAI list format', async () => {
   const models = await client.models.list();
   const ids = [];
