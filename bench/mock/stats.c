@@ -188,7 +188,8 @@ void stats_handle_get(h2o_req_t *req)
     mj_free(&out);
 }
 
-/* zeroes every counter and clears the fault table and the kept objects (files, threads); requests in flight at this point are no longer accounted */
+/* zeroes every counter and clears the fault table and the kept objects (files, threads); requests in flight at this point
+ * are no longer accounted */
 void stats_handle_reset(h2o_req_t *req)
 {
     total = (tally_t){0};
