@@ -7,6 +7,9 @@
 #include <stdint.h>
 
 typedef enum { TG_PROTO_OPENAI = 0, TG_PROTO_ANTHROPIC, TG_PROTO_GEMINI, TG_PROTO_ROUTER } tg_protocol_t;
+/* upstream.client_abort (api-compat 7.15): cancel the upstream transfer and bill an estimate, or
+ * read the answer to its end and bill the upstream's own usage. */
+enum { TG_CLIENT_ABORT_CANCEL = 0, TG_CLIENT_ABORT_FINISH = 1 };
 #define TG_PROTO_COUNT 4
 
 /* One address to accept client connections on. tls_cert/tls_key are both NULL for plain HTTP. */
@@ -50,6 +53,7 @@ typedef struct tg_config {
         uint32_t first_byte_timeout_ms; /* 120000 */
         uint32_t idle_timeout_ms;       /* 300000 */
         uint32_t max_connections;       /* 256 */
+        uint32_t client_abort;          /* TG_CLIENT_ABORT_*: a client that leaves mid-answer */
     } upstream;
     struct {
         char *access;           /* "-" = stderr, "off", or a path; default "-" */

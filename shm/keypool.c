@@ -10,6 +10,7 @@ typedef struct key_view {
     int32_t level;
     int32_t protocol;
     uint64_t owner_id;
+    uint64_t id;
 } key_view_t;
 
 /* Consistent copy of the few settings a pick needs. */
@@ -24,6 +25,7 @@ static int read_key(const tg_arena_t *a, uint32_t slot, key_view_t *out)
         out->level = u->level;
         out->protocol = u->protocol;
         out->owner_id = u->owner_id;
+        out->id = u->id;
         atomic_thread_fence(memory_order_acquire);
         if (atomic_load_explicit(&u->seq, memory_order_relaxed) == s1)
             return (out->flags & TG_UPSTREAM_USED) ? 0 : -1;
@@ -104,6 +106,24 @@ int tg_keypool_pick(tg_arena_t *a, uint64_t owner_id, int32_t level, uint32_t pr
         }
     *slot = last;
     return 0;
+}
+
+int tg_keypool_pin(tg_arena_t *a, uint64_t owner_id, int32_t level, uint32_t protocols, uint32_t *slot)
+{
+    uint32_t n = atomic_load_explicit(&a->hdr->n_upstreams_hw, memory_order_acquire);
+    if (n > a->hdr->max_upstreams)
+        n = a->hdr->max_upstreams;
+    uint64_t best = UINT64_MAX;
+    for (uint32_t s = 0; s < n; s++) {
+        key_view_t k;
+        if (read_key(a, s, &k) != 0 || !(k.flags & TG_UPSTREAM_ENABLED) || k.owner_id != owner_id ||
+            (level >= 0 && k.level != level) || (protocols && !(protocols & (1u << (k.protocol & 31)))) ||
+            atomic_load_explicit(&a->upstreams[s].disabled, memory_order_relaxed) || k.id >= best)
+            continue;
+        best = k.id;
+        *slot = s;
+    }
+    return best == UINT64_MAX ? -1 : 0;
 }
 
 uint64_t tg_keypool_failed(tg_arena_t *a, uint32_t slot, int status, uint32_t retry_after_s, uint64_t now_ms)

@@ -28,6 +28,10 @@
  * EXCLUDE[0..N_EXCLUDE). Returns 0 and *SLOT, or -1 when the pool has no usable key. */
 int tg_keypool_pick(tg_arena_t *a, uint64_t owner_id, int32_t level, uint32_t protocols, uint64_t now_ms,
                     const uint32_t *exclude, size_t n_exclude, uint32_t *slot);
+/** The pinned key of pool (OWNER_ID, LEVEL) for PROTOCOLS: the enabled, not disabled key with the
+ * lowest id, asleep or not (objects a provider keeps, such as files, exist on one key only).
+ * Returns 0 and *SLOT, or -1 when the pool has none. */
+int tg_keypool_pin(tg_arena_t *a, uint64_t owner_id, int32_t level, uint32_t protocols, uint32_t *slot);
 /** Records a failure of the key in SLOT (STATUS: HTTP status, 0 = connection failure or timeout;
  * RETRY_AFTER_S from the answer) and applies the sleep rules. Returns the sleep in ms (0 when
  * the key was disabled). */

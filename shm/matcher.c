@@ -24,6 +24,8 @@ size_t tg_mbuf_add(tg_mbuf_t *b, const void *data, size_t len, size_t align)
         b->p = p;
         b->cap = cap;
     }
+    if (off > b->len) /* alignment gap: zeroed, so equal lists compile to equal bytes (de-duplication) */
+        memset(b->p + b->len, 0, off - b->len);
     if (data && len)
         memcpy(b->p + off, data, len);
     else if (len)

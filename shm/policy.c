@@ -42,18 +42,18 @@ static int fail(char **err, const char *fmt, ...)
 
 /* Field names for error messages: account records and owner config keys differ. */
 typedef struct sec_names {
-    const char *ips, *models, *resources, *mmap, *lmap, *mlim, *prices, *switch_over;
+    const char *ips, *models, *resources, *mmap, *lmap, *mlim, *prices, *switch_over, *failover;
 } sec_names_t;
 
 static const sec_names_t g_account_names = {"AllowIPs", "AllowModels", "Resources", "ModelMapper", "LevelMapper",
-                                            "ModelLimits", "PRICES", "SWITCH_OVER"};
+                                            "ModelLimits", "PRICES", "SWITCH_OVER", "MODEL_FAILOVER"};
 static const sec_names_t g_owner_names = {"AllowIPs", "AllowModels", "RESOURCES", "MODEL_MAPPER", "LEVEL_MAPPER",
-                                          "MODEL_LIMITS", "PRICES", "SWITCH_OVER"};
+                                          "MODEL_LIMITS", "PRICES", "SWITCH_OVER", "MODEL_FAILOVER"};
 
 typedef uint32_t (*state_fn)(void *ud, const char *pat, size_t n);
 
 typedef struct sec_in {
-    const char *ips, *models, *resources, *mmap, *lmap, *switch_over;
+    const char *ips, *models, *resources, *mmap, *lmap, *switch_over, *failover;
     const json_t *mlim, *prices;
     uint32_t flags, dct;
     int64_t min_balance;
@@ -545,7 +545,8 @@ static int sec_compile(tg_mbuf_t *b, const sec_in_t *in, char **err)
         compile_acl(b, TG_SEC_RESOURCES, in->resources, 1, nm->resources, err) != 0 ||
         compile_pairs(b, TG_SEC_MMAP, in->mmap, add_mmap, nm->mmap, err) != 0 ||
         compile_pairs(b, TG_SEC_LMAP, in->lmap, add_lmap, nm->lmap, err) != 0 ||
-        compile_switch(b, in->switch_over, nm->switch_over, err) != 0 || compile_mlim(b, in, err) != 0 ||
+        compile_switch(b, in->switch_over, nm->switch_over, err) != 0 ||
+        compile_pairs(b, TG_SEC_FAILOVER, in->failover, add_mmap, nm->failover, err) != 0 || compile_mlim(b, in, err) != 0 ||
         compile_prices(b, in->prices, err) != 0)
         return -1;
     if (tg_mbuf_add(b, NULL, 0, 16) == (size_t)-1 || b->oom)
@@ -642,6 +643,7 @@ uint8_t *tg_policy_owner_compile(const tg_owner_conf_t *conf, size_t *len, char 
     in.mmap = conf->model_mapper;
     in.lmap = conf->level_mapper;
     in.switch_over = conf->switch_over;
+    in.failover = conf->model_failover;
     in.mlim = ml;
     in.prices = pr;
     in.names = &g_owner_names;
@@ -766,7 +768,7 @@ done:
 
 typedef struct owner_src {
     uint64_t owner_id;
-    char *model_mapper, *level_mapper, *switch_over, *resources;
+    char *model_mapper, *level_mapper, *switch_over, *resources, *model_failover;
     json_t *model_limits, *prices;
     int allow_unpriced;
     int64_t min_balance, dct;
@@ -1115,6 +1117,7 @@ static void owner_src_free(owner_src_t *o)
     free(o->model_mapper);
     free(o->level_mapper);
     free(o->switch_over);
+    free(o->model_failover);
     free(o->resources);
     json_decref(o->model_limits);
     json_decref(o->prices);
@@ -1350,6 +1353,7 @@ static int owner_src_set(owner_src_t *o, uint64_t owner_id, const tg_owner_conf_
     o->model_mapper = dup_or_null(conf->model_mapper);
     o->level_mapper = dup_or_null(conf->level_mapper);
     o->switch_over = dup_or_null(conf->switch_over);
+    o->model_failover = dup_or_null(conf->model_failover);
     o->resources = dup_or_null(conf->resources);
     o->allow_unpriced = conf->allow_unpriced;
     o->min_balance = conf->min_balance;
@@ -1478,6 +1482,7 @@ static int compile_owner(tg_arena_t *a, struct tg_policy_writer *w, const owner_
     in.mmap = o->model_mapper ? o->model_mapper : def->model_mapper;
     in.lmap = o->level_mapper ? o->level_mapper : def->level_mapper;
     in.switch_over = o->switch_over ? o->switch_over : def->switch_over;
+    in.failover = o->model_failover ? o->model_failover : def->model_failover;
     in.resources = o->resources ? o->resources : def->resources;
     in.mlim = o->model_limits ? o->model_limits : def->model_limits;
     in.prices = o->prices; /* looked up in the owner's, then the defaults' */
@@ -1749,4 +1754,18 @@ int32_t tg_psec_switch_over(const uint8_t *sec, int32_t level)
         if (p[i].from == level)
             return p[i].to;
     return 0;
+}
+
+int tg_psec_failover(const uint8_t *sec, const char *model, size_t n, const char **dst, size_t *dn)
+{
+    const tg_psec_t *h = tg_psec(sec);
+    if (!h->off[TG_SEC_FAILOVER])
+        return 0;
+    int i = tg_rules_match(sec, h->off[TG_SEC_FAILOVER], model, n);
+    if (i < 0)
+        return 0;
+    const tg_rule_t *r = tg_rules_at(sec, h->off[TG_SEC_FAILOVER], i);
+    *dst = (const char *)sec + r->val_off;
+    *dn = r->val_len;
+    return 1;
 }

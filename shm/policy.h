@@ -1,6 +1,7 @@
 /* Compiled policy in the arena: per-account blobs (AllowIPs, AllowModels, Resources, ModelMapper,
  * LevelMapper, ModelLimits) in the policy heap, and the owner-level policy snapshot (MODEL_MAPPER,
- * LEVEL_MAPPER, SWITCH_OVER, RESOURCES, MODEL_LIMITS, PRICES, ALLOW_UNPRICED and the defaults).
+ * LEVEL_MAPPER, SWITCH_OVER, MODEL_FAILOVER, RESOURCES, MODEL_LIMITS, PRICES, ALLOW_UNPRICED and the
+ * defaults).
  *
  * Design.
  *
@@ -51,7 +52,7 @@ struct json_t;
 
 /* Sections of a blob. */
 enum { TG_SEC_IPS = 0, TG_SEC_MODELS, TG_SEC_RESOURCES, TG_SEC_MMAP, TG_SEC_LMAP, TG_SEC_MLIM, TG_SEC_PRICES,
-       TG_SEC_SWITCH, TG_SEC_COUNT };
+       TG_SEC_SWITCH, TG_SEC_FAILOVER, TG_SEC_COUNT };
 
 #define TG_PSEC_MAGIC 0x53504754u /* "TGPS" */
 #define TG_PSEC_ALLOW_UNPRICED 0x1u
@@ -103,8 +104,9 @@ typedef struct tg_owner_conf {
     int allow_unpriced;       /* ALLOW_UNPRICED: 0/1, -1 not set */
     int64_t min_balance;      /* nano-dollars, -1 not set */
     int64_t default_completion_tokens; /* -1 not set */
+    const char *model_failover; /* MODEL_FAILOVER: "model=backup, ..." (mapper syntax) */
 } tg_owner_conf_t;
-#define TG_OWNER_CONF_UNSET {NULL, NULL, NULL, NULL, NULL, NULL, -1, -1, -1}
+#define TG_OWNER_CONF_UNSET {NULL, NULL, NULL, NULL, NULL, NULL, -1, -1, -1, NULL}
 
 /** Checks an account's lists without storing anything (for management-API validation). 0, or -1
  * with *ERR (malloc'd, names the field). */
@@ -190,5 +192,7 @@ const tg_mlimit_t *tg_psec_model_limit(const uint8_t *sec, const char *model, si
 const tg_price_t *tg_psec_price(const uint8_t *sec, const char *model, size_t n);
 /** SWITCH_OVER: the level to fail over to from LEVEL, or 0. */
 int32_t tg_psec_switch_over(const uint8_t *sec, int32_t level);
+/** MODEL_FAILOVER: 1 and *DST, *DN (the backup of MODEL), else 0. */
+int tg_psec_failover(const uint8_t *sec, const char *model, size_t n, const char **dst, size_t *dn);
 
 #endif

@@ -188,6 +188,7 @@ static void owner_conf_from(owner_conf_buf_t *b, const json_t *conf)
     b->c.model_mapper = conf_str(conf, "MODEL_MAPPER");
     b->c.level_mapper = conf_str(conf, "LEVEL_MAPPER");
     b->c.switch_over = conf_str(conf, "SWITCH_OVER");
+    b->c.model_failover = conf_str(conf, "MODEL_FAILOVER");
     b->c.resources = conf_str(conf, "RESOURCES");
     json_t *ml = json_object_get(conf, "MODEL_LIMITS"), *pr = json_object_get(conf, "PRICES"),
            *au = json_object_get(conf, "ALLOW_UNPRICED");

@@ -280,9 +280,10 @@ int tg_admit(tg_admit_ctx_t *c, const tg_admit_req_t *in, tg_admit_t *out, tg_ad
         if (lv[i].blob && !tg_psec_model_allowed(lv[i].blob, model, mlen))
             return refuse(why, 403, "permission_error", "model_not_allowed", "this API key may not use the model %s", model);
 
-    /* key-pool level: LevelMapper, LEVEL_MAPPER, the account's Level */
+    /* key-pool level: LevelMapper, LEVEL_MAPPER, the account's Level (the last alone for a request
+     * that names no model: the mappers map model names) */
     int32_t level = acct->level;
-    if (!(lv[0].blob && tg_psec_map_level(lv[0].blob, model, mlen, &level)))
+    if (named && !(lv[0].blob && tg_psec_map_level(lv[0].blob, model, mlen, &level)))
         tg_psec_map_level(owner, model, mlen, &level);
     out->level = level;
 
@@ -302,6 +303,8 @@ int tg_admit(tg_admit_ctx_t *c, const tg_admit_req_t *in, tg_admit_t *out, tg_ad
     /* the estimate */
     uint64_t completion = in->max_tokens ? in->max_tokens : oh->default_completion_tokens;
     uint64_t prompt = (in->body_len + 2) / 3;
+    if (in->unmetered)
+        prompt = completion = 0;
     out->est_tokens = prompt + completion;
     out->rates_ppm = acct->rates_ppm;
     out->factor_ppm = acct->factor_ppm;
@@ -409,6 +412,67 @@ int32_t tg_admit_switch_over(tg_admit_ctx_t *c, uint64_t owner_id, int32_t level
     tg_policy_view_refresh(&c->policy, c->arena);
     const uint8_t *sec = tg_policy_owner_section(&c->policy, owner_id);
     return sec ? tg_psec_switch_over(sec, level) : 0;
+}
+
+/* The price of MODEL for owner section OWNER (then the defaults); NULL when unpriced. */
+static const tg_price_t *price_of(tg_admit_ctx_t *c, const uint8_t *owner, const char *model, size_t n)
+{
+    const tg_price_t *p = tg_psec_price(owner, model, n);
+    const uint8_t *defaults = tg_policy_defaults_section(&c->policy);
+    if (!p && defaults && defaults != owner)
+        p = tg_psec_price(defaults, model, n);
+    return p;
+}
+
+static int model_seen(const char *const *seen, size_t n_seen, const char *m, size_t n)
+{
+    for (size_t i = 0; i < n_seen; i++)
+        if (strlen(seen[i]) == n && memcmp(seen[i], m, n) == 0)
+            return 1;
+    return 0;
+}
+
+int tg_admit_failover(tg_admit_ctx_t *c, uint64_t owner_id, uint32_t slot, int32_t acct_level, tg_admit_t *adm,
+                      const char *const *seen, size_t n_seen, int32_t *level)
+{
+    tg_policy_view_refresh(&c->policy, c->arena);
+    const uint8_t *owner = tg_policy_owner_section(&c->policy, owner_id);
+    if (!owner || adm->model_len == 0)
+        return -1;
+    tg_account_limits_t l;
+    if (tg_account_read_limits(c->arena, slot, &l) != 0)
+        return -1;
+    level_info_t me = {slot, l.flags, 0, 0, 0, 0, 0, 0, l.policy, NULL};
+    if (load_blob(c, 0, &me) != 0)
+        return -1;
+    char cur[TG_MODEL_MAX];
+    memcpy(cur, adm->model, adm->model_len + 1);
+    size_t cur_len = adm->model_len;
+    for (int hop = 0; hop < 8; hop++) { /* a chain: a=b, b=c; each model once */
+        const char *dst;
+        size_t dn;
+        if (!tg_psec_failover(owner, cur, cur_len, &dst, &dn) || dn == 0 || dn >= TG_MODEL_MAX ||
+            model_seen(seen, n_seen, dst, dn) || (dn == adm->model_len && memcmp(dst, adm->model, dn) == 0))
+            return -1;
+        memmove(cur, dst, dn);
+        cur[dn] = '\0';
+        cur_len = dn;
+        const tg_price_t *price = price_of(c, owner, cur, cur_len);
+        if ((me.blob && !tg_psec_model_allowed(me.blob, cur, cur_len)) ||
+            (!price && !(tg_psec(owner)->flags & TG_PSEC_ALLOW_UNPRICED)))
+            continue; /* not for this caller: its own backup, if any, is next */
+        memcpy(adm->model, cur, cur_len + 1);
+        adm->model_len = cur_len;
+        adm->mapped = 1;
+        adm->priced = price != NULL;
+        if (price)
+            adm->price = *price;
+        *level = acct_level;
+        if (!(me.blob && tg_psec_map_level(me.blob, cur, cur_len, level)))
+            tg_psec_map_level(owner, cur, cur_len, level);
+        return 0;
+    }
+    return -1;
 }
 
 /* ---- HTTP glue ---- */

@@ -72,6 +72,7 @@ typedef struct tg_admit_req {
     const char *request_id; /* journalled with the reservation so that the request is billed even if
                              * this process dies (shm/flight.h); NULL: not journalled when free */
     int stream;
+    int unmetered;       /* the endpoint reports no tokens per request (files, threads): estimate none */
 } tg_admit_req_t;
 
 typedef struct tg_admit_refusal {
@@ -107,6 +108,14 @@ int64_t tg_admit_finish(tg_admit_ctx_t *c, tg_admit_t *adm, uint64_t prompt, uin
 tg_credit_bill_t tg_admit_bill(const tg_admit_t *adm);
 /** SWITCH_OVER of OWNER_ID: the level to fail over to from LEVEL, or 0. */
 int32_t tg_admit_switch_over(tg_admit_ctx_t *c, uint64_t owner_id, int32_t level);
+/** MODEL_FAILOVER of OWNER_ID (api-compat 7.4): moves ADM to the backup of its model, following
+ * the chain past backups the caller in SLOT may not use (its AllowModels) or that have no price
+ * (unless ALLOW_UNPRICED); models in SEEN[0..N_SEEN) and ADM's own end the chain. On 0, ADM holds
+ * the backup (model, price; mapped set) and *LEVEL its level (the caller's LevelMapper, the
+ * owner's LEVEL_MAPPER, else ACCT_LEVEL); -1 when there is no backup left. The reservation and
+ * the limits taken at admission stay as they are. */
+int tg_admit_failover(tg_admit_ctx_t *c, uint64_t owner_id, uint32_t slot, int32_t acct_level, tg_admit_t *adm,
+                      const char *const *seen, size_t n_seen, int32_t *level);
 
 /* HTTP glue (worker). */
 /** Fills REQ's client address from the connection (storage in SS). */

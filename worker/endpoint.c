@@ -1,4 +1,4 @@
-/* The endpoint table and multipart model extraction. */
+/* The endpoint table (exact paths, and stateful prefixes) and multipart model extraction. */
 #include "worker/endpoint.h"
 
 #include <string.h>
@@ -25,6 +25,8 @@ static const tg_endpoint_t g_endpoints[] = {
     {"/v1/audio/speech", TG_API_OPENAI, "/v1/audio/speech", OPENAI_LIKE, 0, 0},
     {"/v1/audio/transcriptions", TG_API_OPENAI, "/v1/audio/transcriptions", OPENAI_LIKE, 1, 0},
     {"/v1/audio/translations", TG_API_OPENAI, "/v1/audio/translations", OPENAI_LIKE, 1, 0},
+    {"/v1/files", TG_API_STATEFUL, NULL, OPENAI_LIKE, 0, 1, 1},
+    {"/v1/threads", TG_API_STATEFUL, NULL, OPENAI_LIKE, 0, 1, 1},
 };
 
 const tg_endpoint_t *tg_endpoint_find(h2o_iovec_t path)
@@ -33,9 +35,13 @@ const tg_endpoint_t *tg_endpoint_find(h2o_iovec_t path)
     size_t len = q ? (size_t)(q - path.base) : path.len;
     while (len > 1 && path.base[len - 1] == '/')
         len--;
-    for (size_t i = 0; i < sizeof(g_endpoints) / sizeof(g_endpoints[0]); i++)
-        if (h2o_memis(path.base, len, g_endpoints[i].path, strlen(g_endpoints[i].path)))
-            return &g_endpoints[i];
+    for (size_t i = 0; i < sizeof(g_endpoints) / sizeof(g_endpoints[0]); i++) {
+        const tg_endpoint_t *ep = &g_endpoints[i];
+        size_t n = strlen(ep->path);
+        if (h2o_memis(path.base, len, ep->path, n) ||
+            (ep->stateful && len > n + 1 && memcmp(path.base, ep->path, n) == 0 && path.base[n] == '/'))
+            return ep;
+    }
     return NULL;
 }
 

@@ -12,6 +12,7 @@ typedef enum {
     TG_API_RESPONSES, /* OpenAI Responses */
     TG_API_MESSAGES,  /* Anthropic messages */
     TG_API_OPENAI,    /* other OpenAI endpoints: embeddings, moderations, images, audio */
+    TG_API_STATEFUL,  /* OpenAI objects kept by the provider: files, threads (Assistants) */
 } tg_api_t;
 
 typedef struct tg_endpoint {
@@ -21,9 +22,12 @@ typedef struct tg_endpoint {
     uint32_t protocols;        /* bit mask of 1 << tg_protocol_t that take this endpoint unchanged */
     unsigned multipart : 1;    /* the body is multipart/form-data; the model is a form field */
     unsigned model_optional : 1;
+    unsigned stateful : 1;     /* PATH and every path below it, any of GET/POST/DELETE, passed on as the
+                                  client sent them (query included); ids live on the provider's key that
+                                  made them, so one pinned key serves them (docs/proxy.md) */
 } tg_endpoint_t;
 
-/** The endpoint for PATH (query string ignored), or NULL when PATH is not a model call. */
+/** The endpoint for PATH (query string ignored), or NULL when PATH is not proxied. */
 const tg_endpoint_t *tg_endpoint_find(h2o_iovec_t path);
 /** Finds the `model` form field of a multipart body with BOUNDARY; 0 and sets *model, or -1. */
 int tg_multipart_model(h2o_iovec_t body, h2o_iovec_t content_type, h2o_iovec_t *model);

@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "master/config.h"
 #include "shm/accounts.h"
+#include "shm/matcher.h"
 #include "worker/abuse.h"
 #include "worker/admit.h"
 #include "worker/endpoint.h"
@@ -24,10 +25,15 @@
 #include "worker/usage_read.h"
 #include "worker/worker.h"
 
-#define MAX_ATTEMPTS 4 /* upstream keys tried for one request before the failure is shown */
-#define MAX_LEVELS 8   /* levels one request may fall over to */
+#define MAX_ATTEMPTS 6 /* upstream keys tried for one request before the failure is shown */
+#define MAX_LEVELS 16  /* levels one model of a request may fall over to */
+#define MAX_MODELS 4   /* models one request may fall over to (ModelFailover) */
 
-/* Per-request state of a proxied model call, in the request pool. */
+/* Fail-over stages for one model (api-compat 7.4, 7.7): SWITCH_OVER levels, then Gear drift. */
+enum { STAGE_SWITCH = 0, STAGE_DRIFT, STAGE_DONE };
+
+/* Per-request state of a proxied call, malloc'd: owned by its relay, which may outlive the
+ * request (client_abort: finish) and frees it in on_free. */
 typedef struct tg_call {
     tg_relay_t *relay;
     uint32_t slot; /* caller's account slot */
@@ -44,15 +50,25 @@ typedef struct tg_call {
     uint32_t route_slot; /* upstream key of the current attempt */
     uint32_t tried[MAX_ATTEMPTS];
     unsigned n_tried;
-    int32_t levels[MAX_LEVELS]; /* levels already exhausted, for SWITCH_OVER */
+    int32_t levels[MAX_LEVELS]; /* levels of the current model already exhausted */
     unsigned n_levels;
+    int stage;           /* STAGE_* of the current model */
+    int32_t drift_next;  /* the next level Gear drift considers */
+    int32_t acct_level;  /* the account's Level, Gear and AllowLevels */
+    int32_t gear;
+    uint64_t allow_levels;
+    char models[MAX_MODELS][TG_MODEL_MAX]; /* models already failed over from (ModelFailover) */
+    unsigned n_models;
+    unsigned unmetered : 1; /* the endpoint reports no usage per request (files, threads) */
     const tg_endpoint_t *ep;
+    const char *path;         /* upstream path (stateful endpoints: the client's, with its query) */
     h2o_iovec_t content_type; /* of a multipart body, passed on with its boundary */
-    const char *headers[7];
+    const char *headers[9];
     h2o_iovec_t client_body; /* the client's body (model mapped), the source of every translation */
     tg_translation_t tr;     /* the current attempt's translation, if its key speaks another surface */
     const char *refusal;     /* why the first key could not take the request (translation refused it) */
     tg_admit_t *adm; /* the admission: reservation, limits charged, price (worker/admit.h) */
+    tg_admit_t admission;
 } tg_call_t;
 
 void tg_client_ip(h2o_req_t *req, char *out, size_t cap)
@@ -92,7 +108,7 @@ static int on_event(tg_relay_t *r, const char *ev, size_t len)
     int relay_as_is = tg_translate_event(&c->tr, r, ev, len);
     if (relay_as_is <= 0)
         return 0; /* translated (or refused): the upstream's own event is not shown */
-    if (tg_sse_data(ev, len, &data, &n) != 0 || n == 0 || data[0] != '{')
+    if (c->unmetered || tg_sse_data(ev, len, &data, &n) != 0 || n == 0 || data[0] != '{')
         return 1;
     c->text_chars += tg_usage_event_text(data, n);
     if (memmem(data, n, "\"usage\"", 7) == NULL)
@@ -116,15 +132,16 @@ static void on_finish(tg_relay_t *r, h2o_iovec_t body)
         c->usage_seen = 1;
     if (c->tr.stream)
         c->text_chars = translated_chars;
-    if (body.len && r->status >= 200 && r->status < 300)
+    if (body.len && r->status >= 200 && r->status < 300 && !c->unmetered)
         capture_usage(c, body.base, body.len);
     u->status = (uint32_t)(r->status ? r->status : 502);
     if (r->aborted)
         u->flags |= TG_USAGE_ABORTED;
     int ok = r->status >= 200 && r->status < 300;
-    if (ok && (r->aborted || !c->usage_seen)) {
+    if (ok && !c->unmetered && (!c->usage_seen || (r->aborted && !r->drained))) {
         /* the upstream's own report is missing or cut short: bill the prompt it reported (or
-         * one token per 4 bytes of request) and the text relayed so far (one token per 4 chars) */
+         * one token per 4 bytes of request) and the text relayed so far (one token per 4 chars);
+         * a relay that read on after the client left (client_abort: finish) has the real report */
         uint64_t est_completion = (c->text_chars + 3) / 4;
         if (!c->usage_seen || u->prompt_tokens == 0)
             u->prompt_tokens = (c->body_len + 3) / 4;
@@ -161,7 +178,14 @@ static void on_stream_end(tg_relay_t *r)
     tg_translate_stream_end(&c->tr, r);
 }
 
-static const tg_relay_hooks_t g_call_hooks = {on_event, on_finish, on_failure, on_head_ok, on_transform, on_stream_end};
+static void on_free(tg_relay_t *r)
+{
+    tg_call_t *c = r->owner;
+    tg_translate_free(&c->tr);
+    free(c);
+}
+
+static const tg_relay_hooks_t g_call_hooks = {on_event, on_finish, on_failure, on_head_ok, on_transform, on_stream_end, on_free};
 
 /* Authenticates the caller: the account slot, or -1 after answering 401. */
 static int64_t authenticate(h2o_req_t *req, tg_account_settings_t *acct)
@@ -191,10 +215,10 @@ static int64_t authenticate(h2o_req_t *req, tg_account_settings_t *acct)
     return slot;
 }
 
-/* Builds the upstream body: for OpenAI streams without stream_options, ask for the usage chunk. */
-static h2o_iovec_t upstream_body(h2o_req_t *req, tg_call_t *c, int stream)
+/* Builds the upstream body from BODY: for OpenAI streams without stream_options, ask for the
+ * usage chunk. */
+static h2o_iovec_t upstream_body(h2o_req_t *req, tg_call_t *c, h2o_iovec_t body, int stream)
 {
-    h2o_iovec_t body = req->entity;
     if (!stream)
         return body;
     tg_json_span_t opts;
@@ -239,23 +263,86 @@ static size_t copy_client_header(h2o_req_t *req, const char *name, const char *d
     return 1;
 }
 
-/* The next key for C, in the fail-over order of api-compat 7.4: the keys of the current level
- * round-robin, then the levels SWITCH_OVER names (each once, a cycle stops), then any level of
- * the owner's pool. Keys already tried are skipped. */
+static int level_seen(const tg_call_t *c, int32_t level)
+{
+    for (unsigned i = 0; i < c->n_levels; i++)
+        if (c->levels[i] == level)
+            return 1;
+    return 0;
+}
+
+/* The level to try once C->level is exhausted, for the current model: the level SWITCH_OVER
+ * names (each level once, a cycle stops), then, when the account's Gear > 0, the levels its
+ * AllowLevels allows in ascending order (unrestricted: any level, -1). 0 when none is left. */
+static int32_t next_level(tg_call_t *c)
+{
+    if (c->n_levels >= MAX_LEVELS)
+        return 0;
+    c->levels[c->n_levels++] = c->level;
+    if (c->stage == STAGE_SWITCH) {
+        int32_t next = c->level > 0 ? tg_admit_switch_over(tg_admit_worker(), c->owner_id, c->level) : 0;
+        if (next > 0 && !level_seen(c, next))
+            return next;
+        c->stage = STAGE_DRIFT;
+        c->drift_next = 1;
+    }
+    if (c->stage == STAGE_DRIFT && c->gear > 0) {
+        if (c->allow_levels == 0) {
+            c->stage = STAGE_DONE;
+            return -1;
+        }
+        while (c->drift_next <= 63) {
+            int32_t l = c->drift_next++;
+            if (tg_levels_allow(c->allow_levels, l) && !level_seen(c, l))
+                return l;
+        }
+    }
+    c->stage = STAGE_DONE;
+    return 0;
+}
+
+/* ModelFailover: moves C to the backup of its model, routed from the backup's own level through
+ * the same stages. 0, or -1 when there is none (or the body carries no model to rewrite). */
+static int fail_over_model(tg_call_t *c)
+{
+    h2o_req_t *req = c->relay->req;
+    if (!req || c->ep->multipart || c->unmetered || c->adm->model_len == 0 || c->n_models >= MAX_MODELS)
+        return -1;
+    memcpy(c->models[c->n_models++], c->adm->model, c->adm->model_len + 1);
+    const char *seen[MAX_MODELS];
+    for (unsigned i = 0; i < c->n_models; i++)
+        seen[i] = c->models[i];
+    tg_json_span_t m;
+    int32_t level;
+    if (tg_json_get(c->client_body.base, c->client_body.len, "model", &m) != 1 || m.type != TG_JSON_STRING ||
+        tg_admit_failover(tg_admit_worker(), c->owner_id, c->slot, c->acct_level, c->adm, seen, c->n_models, &level) != 0)
+        return -1;
+    tg_debug("request %s falls over to the model %s at level %d", c->u.request_id, c->adm->model, level);
+    c->client_body = tg_admit_body(&req->pool, c->client_body, &m, c->adm);
+    c->body = c->ep->api == TG_API_CHAT ? upstream_body(req, c, c->client_body, (c->u.flags & TG_USAGE_STREAM) != 0)
+                                        : c->client_body;
+    memcpy(c->u.model, c->adm->model, c->adm->model_len + 1);
+    c->level = level;
+    c->n_levels = 0;
+    c->stage = STAGE_SWITCH;
+    return 0;
+}
+
+/* The next key for C, in the fail-over order of api-compat 7.4 and 7.7: the keys of the level
+ * round-robin, the levels of SWITCH_OVER, Gear/AllowLevels drift, then the same for each model
+ * of ModelFailover. Keys already tried are skipped. Stateful endpoints take the pinned key of
+ * the first level that has one. */
 static int pick_key(tg_call_t *c, tg_route_t *route)
 {
     uint32_t protocols = tg_translate_protocols(c->ep);
     for (;;) {
-        if (tg_route_pick(c->owner_id, c->level, protocols, c->tried, c->n_tried, route) == 0)
+        if (tg_route_pick(c->owner_id, c->level, protocols, c->tried, c->n_tried, c->ep->stateful, route) == 0)
             return 0;
-        if (c->level < 0 || c->n_levels >= MAX_LEVELS)
+        int32_t next = next_level(c);
+        if (next != 0)
+            c->level = next;
+        else if (fail_over_model(c) != 0)
             return -1;
-        c->levels[c->n_levels++] = c->level;
-        int32_t next = tg_admit_switch_over(tg_admit_worker(), c->owner_id, c->level);
-        for (unsigned i = 0; i < c->n_levels && next > 0; i++)
-            if (c->levels[i] == next)
-                next = 0; /* a cycle: each level once */
-        c->level = next > 0 ? next : -1; /* -1: any level of the pool, last */
     }
 }
 
@@ -269,7 +356,7 @@ static int start_attempt(tg_call_t *c)
     c->tried[c->n_tried++] = route.slot;
     c->u.upstream_id = route.settings.id;
     h2o_iovec_t body = c->client_body;
-    const char *path = c->ep->upstream_path, *why = NULL;
+    const char *path = c->path, *why = NULL;
     if (tg_translate_attempt(req, &c->tr, c->ep, route.settings.protocol, (c->u.flags & TG_USAGE_STREAM) != 0,
                              c->u.model, &body, &path, &why) != 0) {
         if (!c->relay->started && c->n_tried == 1) /* the first key cannot take it: say why */
@@ -285,20 +372,22 @@ static int start_attempt(tg_call_t *c)
         c->headers[nh++] = tg_pool_fmt(&req->pool, "x-goog-api-key: %s", route.secret);
     else
         c->headers[nh++] = tg_pool_fmt(&req->pool, "Authorization: Bearer %s", route.secret);
-    if (c->ep->multipart)
+    if (c->ep->multipart || (c->ep->stateful && c->content_type.len))
         c->headers[nh++] = tg_pool_fmt(&req->pool, "Content-Type: %.*s", (int)c->content_type.len, c->content_type.base);
-    else
+    else if (!c->ep->stateful)
         c->headers[nh++] = "Content-Type: application/json";
     c->headers[nh++] = (c->u.flags & TG_USAGE_STREAM) ? "Accept: text/event-stream" : "Accept: */*";
     if (route.settings.protocol == TG_PROTO_ANTHROPIC || (c->ep->api == TG_API_MESSAGES && !c->tr.active)) {
         nh += copy_client_header(req, "anthropic-version", "2023-06-01", &c->headers[nh]);
         nh += copy_client_header(req, "anthropic-beta", NULL, &c->headers[nh]);
     }
+    if (c->ep->stateful) /* OpenAI-Beta: assistants=v2 */
+        nh += copy_client_header(req, "openai-beta", NULL, &c->headers[nh]);
     c->headers[nh++] = tg_pool_fmt(&req->pool, "x-request-id: %s", c->u.request_id);
 
     tg_xfer_request_t x = {0};
     x.url = upstream_url(req, route.settings.url, path);
-    x.method = "POST";
+    x.method = c->method;
     x.body = body.base;
     x.body_len = body.len;
     x.headers = c->headers;
@@ -319,7 +408,7 @@ static int on_failure(tg_relay_t *r, int status, int err, const tg_xfer_header_t
         retry_after = (uint32_t)atoi(h[i].value.base);
     tg_route_failed(c->route_slot, status, retry_after);
     tg_debug("upstream key in slot %u failed (%d, %d); attempt %u", c->route_slot, status, err, r->attempts);
-    if (r->attempts >= MAX_ATTEMPTS)
+    if (r->attempts >= MAX_ATTEMPTS || c->ep->stateful) /* a stateful call has one key: its pin */
         return 0;
     return start_attempt(c) == 0;
 }
@@ -332,15 +421,19 @@ static int on_head_ok(tg_relay_t *r)
 }
 
 /* Finds the request's model (JSON member or multipart field) and stream flag; answers 400 and
- * returns -1 when the body is malformed or the model is missing. */
+ * returns -1 when the body is malformed or the model is missing. A stateful endpoint's body may
+ * be empty (GET, DELETE), JSON or multipart, and names a model only when it wants one. */
 static int scan_request(h2o_req_t *req, const tg_endpoint_t *ep, h2o_iovec_t *model, int *is_stream, h2o_iovec_t *ctype)
 {
     *model = h2o_iovec_init("", 0);
     *is_stream = 0;
-    if (ep->multipart) {
-        ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
-        *ctype = i >= 0 ? req->headers.entries[i].value : h2o_iovec_init("", 0);
-        if (ctype->len < 19 || strncasecmp(ctype->base, "multipart/form-data", 19) != 0) {
+    ssize_t ct = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
+    *ctype = ct >= 0 ? req->headers.entries[ct].value : h2o_iovec_init("", 0);
+    int multipart = ctype->len >= 19 && strncasecmp(ctype->base, "multipart/form-data", 19) == 0;
+    if (ep->stateful && req->entity.len == 0)
+        return 0;
+    if (ep->multipart || (ep->stateful && multipart)) {
+        if (!multipart) {
             tg_http_error(req, 400, "invalid_request_error", "invalid_request", "Content-Type: multipart/form-data is required");
             return -1;
         }
@@ -357,7 +450,7 @@ static int scan_request(h2o_req_t *req, const tg_endpoint_t *ep, h2o_iovec_t *mo
         }
         if (has_model && m.type == TG_JSON_STRING)
             *model = h2o_iovec_init(m.p, m.len);
-        else if (!ep->model_optional || has_model) {
+        else if (!ep->model_optional || (has_model && m.type != TG_JSON_NULL)) {
             tg_http_error(req, 400, "invalid_request_error", "invalid_request", "model: a non-empty string is required");
             return -1;
         }
@@ -371,14 +464,33 @@ static int scan_request(h2o_req_t *req, const tg_endpoint_t *ep, h2o_iovec_t *mo
     return 0;
 }
 
+/* 1 when REQ's method is one EP serves: POST, and for stateful endpoints GET and DELETE too. */
+static int method_allowed(h2o_req_t *req, const tg_endpoint_t *ep)
+{
+    h2o_iovec_t m = req->method;
+    return h2o_memis(m.base, m.len, H2O_STRLIT("POST")) ||
+           (ep->stateful && (h2o_memis(m.base, m.len, H2O_STRLIT("GET")) || h2o_memis(m.base, m.len, H2O_STRLIT("DELETE"))));
+}
+
+/* The upstream path of a stateful call: the client's normalised path and its query string. */
+static const char *stateful_path(h2o_req_t *req)
+{
+    size_t q = req->query_at;
+    if (q == SIZE_MAX || q >= req->path.len)
+        return tg_pool_fmt(&req->pool, "%.*s", (int)req->path_normalized.len, req->path_normalized.base);
+    return tg_pool_fmt(&req->pool, "%.*s%.*s", (int)req->path_normalized.len, req->path_normalized.base,
+                       (int)(req->path.len - q), req->path.base + q);
+}
+
 static int proxy_model(h2o_req_t *req, const tg_endpoint_t *ep)
 {
     tg_account_settings_t acct;
     int64_t slot = authenticate(req, &acct);
     if (slot < 0)
         return 0;
-    if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"))) {
-        tg_http_error(req, 405, "invalid_request_error", "method_not_allowed", "use POST for this path");
+    if (!method_allowed(req, ep)) {
+        tg_http_error(req, 405, "invalid_request_error", "method_not_allowed",
+                      ep->stateful ? "use GET, POST or DELETE for this path" : "use POST for this path");
         return 0;
     }
     h2o_iovec_t model, ctype = {NULL, 0};
@@ -390,35 +502,46 @@ static int proxy_model(h2o_req_t *req, const tg_endpoint_t *ep)
         tg_http_error(req, 503, "server_error", "usage_ring_full", "the gateway is saturated; retry shortly");
         return 0;
     }
+    tg_call_t *c = calloc(1, sizeof(*c));
+    if (!c) {
+        tg_http_error(req, 503, "server_error", "server_busy", "out of memory; retry shortly");
+        return 0;
+    }
     /* lists, mapping, price, limits, credit (worker/admit.h); settled in on_finish */
-    tg_admit_t *adm = h2o_mem_alloc_pool(&req->pool, sizeof(*adm));
+    tg_admit_t *adm = &c->admission;
     struct sockaddr_storage peer;
     char rid[TG_REQUEST_ID_MAX];
     tg_worker_request_id(rid);
+    int multipart_body = ep->multipart || (ep->stateful && ctype.len >= 19 && strncasecmp(ctype.base, "multipart/", 10) == 0);
     tg_admit_req_t in = {(uint32_t)slot, &acct, req->path_normalized.base, req->path_normalized.len, model.base, model.len,
-                         0, NULL, req->entity.len, ep->multipart ? 0 : tg_admit_max_tokens(req->entity.base, req->entity.len),
-                         rid, is_stream};
+                         0, NULL, req->entity.len,
+                         multipart_body || req->entity.len == 0 ? 0 : tg_admit_max_tokens(req->entity.base, req->entity.len),
+                         rid, is_stream, ep->stateful};
     tg_admit_peer(req, &peer, &in);
     tg_admit_refusal_t why;
     if (tg_admit(tg_admit_worker(), &in, adm, &why) != 0) {
+        free(c);
         add_cors(req);
         tg_admit_refuse(req, &why);
         return 0;
     }
-    if (adm->mapped && !ep->multipart) { /* the upstream gets the mapped model */
+    if (adm->mapped && !multipart_body) { /* the upstream gets the mapped model */
         tg_json_span_t span = {model.base, model.len, TG_JSON_STRING};
         req->entity = tg_admit_body(&req->pool, req->entity, &span, adm);
     }
     tg_admit_headers(req, adm);
 
-    tg_call_t *c = h2o_mem_alloc_pool(&req->pool, sizeof(*c));
-    memset(c, 0, sizeof(*c));
     c->adm = adm;
     c->slot = (uint32_t)slot;
     c->ep = ep;
+    c->path = ep->stateful ? stateful_path(req) : ep->upstream_path;
+    c->unmetered = ep->stateful;
     c->content_type = ctype;
     c->owner_id = acct.owner_id;
-    c->level = adm->level;
+    c->level = ep->stateful ? acct.level : adm->level; /* stateful: one pin per account, whatever model is named */
+    c->acct_level = acct.level;
+    c->gear = acct.gear;
+    c->allow_levels = acct.allow_levels;
     c->body_len = req->entity.len;
     snprintf(c->method, sizeof(c->method), "%.*s", (int)req->method.len, req->method.base);
     tg_client_ip(req, c->client_ip, sizeof(c->client_ip));
@@ -433,9 +556,10 @@ static int proxy_model(h2o_req_t *req, const tg_endpoint_t *ep)
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, u->request_id,
                           strlen(u->request_id));
     add_cors(req);
-    c->relay = tg_relay_create(req, &g_call_hooks, c);
+    c->relay = tg_relay_create(req, &g_call_hooks, c); /* owns C from here on */
+    c->relay->finish_on_abort = tg_w->cfg->upstream.client_abort == TG_CLIENT_ABORT_FINISH;
     c->client_body = req->entity;
-    c->body = ep->api == TG_API_CHAT ? upstream_body(req, c, is_stream) : req->entity;
+    c->body = ep->api == TG_API_CHAT ? upstream_body(req, c, req->entity, is_stream) : req->entity;
     if (start_attempt(c) != 0) {
         c->relay->status = c->refusal ? 400 : 503;
         if (c->refusal)

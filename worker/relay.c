@@ -2,6 +2,7 @@
 #include "worker/relay.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/clock.h"
@@ -40,6 +41,14 @@ static void flush(tg_relay_t *r)
     h2o_send(r->req, &buf, buf.len ? 1 : 0, final ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
 }
 
+static void resume(tg_relay_t *r)
+{
+    if (r->xfer && r->paused) {
+        r->paused = 0;
+        tg_xfer_resume(r->xfer);
+    }
+}
+
 static void on_proceed(h2o_generator_t *gen, h2o_req_t *req)
 {
     tg_relay_t *r = H2O_STRUCT_FROM_MEMBER(tg_relay_t, gen, gen);
@@ -47,12 +56,39 @@ static void on_proceed(h2o_generator_t *gen, h2o_req_t *req)
     if (r->db.bytes_inflight)
         h2o_doublebuffer_consume(&r->db);
     flush(r);
-    if (r->xfer && r->recv->size < RELAY_PAUSE_BYTES)
-        tg_xfer_resume(r->xfer);
+    if (r->recv->size < RELAY_PAUSE_BYTES)
+        resume(r);
 }
 
-static void client_gone(tg_relay_t *r)
+static void relay_free(tg_relay_t *r)
 {
+    if (r->hooks->on_free)
+        r->hooks->on_free(r);
+    h2o_doublebuffer_dispose(&r->db);
+    h2o_buffer_dispose(&r->recv);
+    tg_sse_dispose(&r->sse);
+    free(r->xreq_copy);
+    free(r);
+    tg_w->inflight--;
+}
+
+/* The client left (or its request ended): cancel the transfer, or detach and read on. */
+static void client_left(tg_relay_t *r)
+{
+    if (r->left)
+        return;
+    r->left = 1;
+    if (r->xfer && !r->started)
+        tg_abuse_cancelled(r->conn_id); /* the client gave up before any answer */
+    if (r->xfer && r->finish_on_abort && !r->retrying && (r->status == 0 || (r->status >= 200 && r->status < 300))) {
+        r->req = NULL;
+        r->detached = 1;
+        r->aborted = 1;
+        if (r->streaming) /* events waiting for the client: nobody reads them any more */
+            h2o_buffer_consume(&r->recv, r->recv->size);
+        resume(r);
+        return;
+    }
     if (r->xfer) {
         tg_xfer_cancel(r->xfer);
         r->xfer = NULL;
@@ -64,21 +100,17 @@ static void client_gone(tg_relay_t *r)
 
 static void on_stop(h2o_generator_t *gen, h2o_req_t *req)
 {
-    tg_relay_t *r = H2O_STRUCT_FROM_MEMBER(tg_relay_t, gen, gen);
-    client_gone(r);
+    client_left(H2O_STRUCT_FROM_MEMBER(tg_relay_t, gen, gen));
 }
 
-static void on_dispose(void *p)
+/* The request is being freed (a pool reference holds the relay). */
+static void on_req_dispose(void *p)
 {
-    tg_relay_t *r = p;
-    if (r->xfer && !r->started)
-        tg_abuse_cancelled(r->conn_id); /* the client gave up before any answer */
-    client_gone(r);
+    tg_relay_t *r = *(tg_relay_t **)p;
+    client_left(r);
     r->req = NULL;
-    h2o_doublebuffer_dispose(&r->db);
-    h2o_buffer_dispose(&r->recv);
-    tg_sse_dispose(&r->sse);
-    tg_w->inflight--;
+    if (!r->detached)
+        relay_free(r);
 }
 
 static const char *const g_dropped_headers[] = {"content-length", "transfer-encoding", "connection", "keep-alive",
@@ -143,8 +175,18 @@ static int retryable(int status)
 static int on_head(void *ud, int status, const tg_xfer_header_t *h, size_t n)
 {
     tg_relay_t *r = ud;
-    if (!r->req)
+    if (!r->req && !r->detached)
         return -1;
+    if (r->detached) { /* the client left while waiting: read a good answer for its usage */
+        r->status = status;
+        r->ttfb_ns = tg_mono_ns();
+        if (status < 200 || status >= 300)
+            return -1; /* nothing to bill */
+        if (r->hooks->on_success)
+            r->hooks->on_success(r);
+        r->streaming = is_event_stream(h, n);
+        return 0;
+    }
     if (retryable(status) && r->hooks->on_failure) {
         r->retrying = 1; /* decided in on_done, outside curl: abandon this answer unread */
         r->retry_status = status;
@@ -173,6 +215,10 @@ static int on_head(void *ud, int status, const tg_xfer_header_t *h, size_t n)
 
 void tg_relay_emit(tg_relay_t *r, const char *p, size_t n)
 {
+    if (r->detached) { /* nobody to send it to */
+        r->events++;
+        return;
+    }
     h2o_iovec_t dst = h2o_buffer_reserve(&r->recv, n);
     memcpy(dst.base, p, n);
     r->recv->size += n;
@@ -191,11 +237,13 @@ static int relay_event(void *ud, const char *ev, size_t len)
 static int on_body(void *ud, const char *p, size_t n)
 {
     tg_relay_t *r = ud;
-    if (!r->req)
+    if (!r->req && !r->detached)
         return -1;
     if (r->streaming) {
-        if (r->recv->size >= RELAY_PAUSE_BYTES)
+        if (r->recv->size >= RELAY_PAUSE_BYTES) {
+            r->paused = 1;
             return TG_XFER_PAUSE;
+        }
         if (tg_sse_feed(&r->sse, p, n, RELAY_MAX_EVENT, relay_event, r) != 0)
             return -1;
         flush(r);
@@ -224,10 +272,28 @@ static void answer_error(tg_relay_t *r)
     tg_http_error(r->req, status, "upstream_error", "upstream_unavailable", msg);
 }
 
+/* The answer of a detached relay ended: bill it and free the relay. */
+static void done_detached(tg_relay_t *r, int err)
+{
+    r->upstream_done = 1;
+    r->error = err;
+    r->drained = err == 0;
+    h2o_iovec_t body = h2o_iovec_init(NULL, 0);
+    if (!r->streaming && !err)
+        body = h2o_iovec_init(r->recv->bytes, r->recv->size);
+    finish_once(r, body);
+    relay_free(r);
+}
+
 static void on_done(void *ud, int err, const char *message)
 {
     tg_relay_t *r = ud;
     r->xfer = NULL;
+    r->paused = 0;
+    if (r->detached) {
+        done_detached(r, err);
+        return;
+    }
     if (r->req && (r->retrying || (err && r->status == 0 && r->hooks->on_failure))) {
         int status = r->retrying ? r->retry_status : 0;
         r->retrying = 0;
@@ -298,8 +364,11 @@ static const tg_xfer_handlers_t g_handlers = {on_head, on_body, on_done};
 
 tg_relay_t *tg_relay_create(h2o_req_t *req, const tg_relay_hooks_t *hooks, void *owner)
 {
-    tg_relay_t *r = h2o_mem_alloc_shared(&req->pool, sizeof(*r), on_dispose);
-    memset(r, 0, sizeof(*r));
+    tg_relay_t *r = calloc(1, sizeof(*r));
+    if (!r)
+        h2o_fatal("no memory");
+    tg_relay_t **holder = h2o_mem_alloc_shared(&req->pool, sizeof(*holder), on_req_dispose);
+    *holder = r;
     r->req = req;
     r->conn_id = req->conn->id;
     r->hooks = hooks;
@@ -314,12 +383,56 @@ tg_relay_t *tg_relay_create(h2o_req_t *req, const tg_relay_hooks_t *hooks, void 
     return r;
 }
 
+static size_t str_size(const char *s)
+{
+    return s ? strlen(s) + 1 : 0;
+}
+
+static const char *str_put(char **p, const char *s)
+{
+    if (!s)
+        return NULL;
+    size_t n = strlen(s) + 1;
+    memcpy(*p, s, n);
+    *p += n;
+    return *p - n;
+}
+
+/* Copies XREQ's strings into one malloc'd block owned by R (the previous attempt's block goes:
+ * its transfer has ended), so that the transfer can outlive the request. */
+static void own_request(tg_relay_t *r, tg_xfer_request_t *x)
+{
+    size_t n = sizeof(char *) * x->n_headers + str_size(x->url) + str_size(x->unix_socket) + str_size(x->method) + x->body_len;
+    for (size_t i = 0; i < x->n_headers; i++)
+        n += str_size(x->headers[i]);
+    char *block = malloc(n ? n : 1);
+    if (!block)
+        h2o_fatal("no memory");
+    const char **headers = (const char **)block;
+    char *p = block + sizeof(char *) * x->n_headers;
+    for (size_t i = 0; i < x->n_headers; i++)
+        headers[i] = str_put(&p, x->headers[i]);
+    x->headers = headers;
+    x->url = str_put(&p, x->url);
+    x->unix_socket = str_put(&p, x->unix_socket);
+    x->method = str_put(&p, x->method);
+    if (x->body_len) {
+        memcpy(p, x->body, x->body_len);
+        x->body = p;
+    }
+    free(r->xreq_copy);
+    r->xreq_copy = block;
+}
+
 int tg_relay_start(tg_relay_t *r, const tg_xfer_request_t *xreq)
 {
     r->attempts++;
     r->status = 0;
     r->ttfb_ns = 0;
-    r->xfer = tg_xfer_start(tg_w->client, xreq, &g_handlers, r);
+    tg_xfer_request_t x = *xreq;
+    if (r->finish_on_abort)
+        own_request(r, &x);
+    r->xfer = tg_xfer_start(tg_w->client, &x, &g_handlers, r);
     if (r->xfer)
         return 0;
     r->error = TG_XFER_ECONNECT;

@@ -1,9 +1,17 @@
 /* Relaying one upstream exchange back to the client. Used by the proxy (provider calls, with
- * SSE inspection and usage capture) and by the management forwarder (persister calls). The
- * relay owns the per-request state, allocated in the request's pool so a client that leaves at
- * any moment frees it; the transfer is then cancelled. Non-streaming answers are buffered (so
- * headers such as x-tollgate-cost can be set from the body); event streams are relayed event by
- * event as they arrive, with back-pressure through the double buffer. */
+ * SSE inspection and usage capture) and by the management forwarder (persister calls).
+ * Non-streaming answers are buffered (so headers such as x-tollgate-cost can be set from the
+ * body); event streams are relayed event by event as they arrive, with back-pressure through the
+ * double buffer.
+ *
+ * Lifetime. The relay is malloc'd; the request holds it through a pool reference. When the
+ * client leaves, the transfer is cancelled and the relay freed with the request, unless the
+ * owner set finish_on_abort and the answer is still awaited or good (api-compat 7.15,
+ * `client_abort: finish`): the relay then detaches from the request and reads the answer to its
+ * end, still calling on_event and on_finish (nothing goes to the client; an answer that turns
+ * out bad is not retried), and frees itself when the transfer ends (completion, error or
+ * timeout). For that it keeps its own copy of the upstream
+ * request's strings. on_free runs when the relay is freed, for the owner's state. */
 #ifndef TG_RELAY_H
 #define TG_RELAY_H
 
@@ -34,6 +42,8 @@ typedef struct tg_relay_hooks {
     /** A relayed event stream ended (cleanly or not) before its last bytes go out: closing
      * events may be added with tg_relay_emit. May be NULL. */
     void (*on_stream_end)(tg_relay_t *r);
+    /** The relay is being freed (after on_finish): free the owner's state. May be NULL. */
+    void (*on_free)(tg_relay_t *r);
 } tg_relay_hooks_t;
 
 struct tg_relay {
@@ -51,6 +61,11 @@ struct tg_relay {
     unsigned aborted : 1;     /* the client left before the end */
     unsigned forward_all_headers : 1;
     unsigned retrying : 1;    /* the current attempt was abandoned for another */
+    unsigned finish_on_abort : 1; /* owner: a client that leaves mid-answer does not end the transfer */
+    unsigned left : 1;        /* the client left (or the request ended) */
+    unsigned detached : 1;    /* the client left and the answer is read on to its end */
+    unsigned drained : 1;     /* detached, and the answer was then read to its end without error */
+    unsigned paused : 1;      /* on_body paused the transfer */
     unsigned attempts;        /* upstream exchanges started */
     int retry_status;         /* status of the abandoned attempt */
     uint32_t retry_after_s;   /* its Retry-After, seconds */
@@ -62,9 +77,10 @@ struct tg_relay {
     uint64_t events;          /* SSE events forwarded */
     void *owner;              /* the proxy's or forwarder's own state */
     uint64_t conn_id;         /* the client connection, for the rapid-reset defence */
+    char *xreq_copy;          /* finish_on_abort: the current upstream request's strings (malloc'd) */
 };
 
-/** Allocates a relay in REQ's pool. */
+/** Allocates a relay for REQ (freed with REQ, or after its transfer when detached). */
 tg_relay_t *tg_relay_create(h2o_req_t *req, const tg_relay_hooks_t *hooks, void *owner);
 /** Queues bytes for the client of a streaming answer (from on_event or on_stream_end). */
 void tg_relay_emit(tg_relay_t *r, const char *p, size_t n);

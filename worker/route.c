@@ -25,11 +25,12 @@ static const char *open_secret(uint32_t slot, const tg_upstream_settings_t *st)
 }
 
 int tg_route_pick(uint64_t owner_id, int32_t level, uint32_t protocols, const uint32_t *exclude, size_t n_exclude,
-                  tg_route_t *out)
+                  int pinned, tg_route_t *out)
 {
-    /* the pool's shared round-robin cursor (shm/keypool.h) */
+    /* the pool's shared round-robin cursor, or its pinned key (shm/keypool.h) */
     uint32_t slot;
-    if (tg_keypool_pick(tg_w->arena, owner_id, level, protocols, tg_now_ms(), exclude, n_exclude, &slot) != 0)
+    if (pinned ? tg_keypool_pin(tg_w->arena, owner_id, level, protocols, &slot) != 0
+               : tg_keypool_pick(tg_w->arena, owner_id, level, protocols, tg_now_ms(), exclude, n_exclude, &slot) != 0)
         return -1;
     out->slot = slot;
     if (tg_upstream_read(tg_w->arena, slot, &out->settings) != 0)

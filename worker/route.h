@@ -15,10 +15,11 @@ typedef struct tg_route {
 } tg_route_t;
 
 /** Picks a key of OWNER_ID at LEVEL (LEVEL < 0: any level) whose protocol is in PROTOCOLS (a bit
- * mask of 1 << tg_protocol_t), skipping the slots in EXCLUDE[0..N_EXCLUDE). Returns 0 and fills
- * *out, or -1 when no usable key is left there. */
+ * mask of 1 << tg_protocol_t), skipping the slots in EXCLUDE[0..N_EXCLUDE); or, when PINNED, the
+ * pool's pinned key (tg_keypool_pin). Returns 0 and fills *out, or -1 when no usable key is left
+ * there. */
 int tg_route_pick(uint64_t owner_id, int32_t level, uint32_t protocols, const uint32_t *exclude, size_t n_exclude,
-                  tg_route_t *out);
+                  int pinned, tg_route_t *out);
 /** Puts a key to sleep for MS milliseconds. */
 void tg_route_sleep(uint32_t slot, uint64_t ms);
 /** Records an upstream failure of the key in SLOT and puts it to sleep (api-compat 7.4): on 429

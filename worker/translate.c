@@ -43,12 +43,11 @@ uint32_t tg_translate_protocols(const tg_endpoint_t *ep)
     return mask;
 }
 
-static void free_stream(void *p)
+void tg_translate_free(tg_translation_t *t)
 {
-    tg_translation_t **t = p;
-    if (*t && (*t)->stream) {
-        tg_proto_stream_free((*t)->stream);
-        (*t)->stream = NULL;
+    if (t->stream) {
+        tg_proto_stream_free(t->stream);
+        t->stream = NULL;
     }
 }
 
@@ -63,10 +62,7 @@ static int wants_usage(h2o_iovec_t body)
 int tg_translate_attempt(h2o_req_t *req, tg_translation_t *t, const tg_endpoint_t *ep, int protocol, int stream,
                          const char *model, h2o_iovec_t *body, const char **path, const char **err)
 {
-    if (t->stream) { /* a previous attempt's translator */
-        tg_proto_stream_free(t->stream);
-        t->stream = NULL;
-    }
+    tg_translate_free(t); /* a previous attempt's translator */
     t->active = 0;
     if (client_surface(ep, &t->from) != 0)
         return 0;
@@ -86,11 +82,8 @@ int tg_translate_attempt(h2o_req_t *req, tg_translation_t *t, const tg_endpoint_
     *body = h2o_strdup(&req->pool, out.body, out.len);
     *path = tg_pool_fmt(&req->pool, "%s", out.path);
     free(out.body);
-    if (stream) {
+    if (stream)
         t->stream = tg_proto_stream_new(t->from, t->to, model, t->client_wants_usage);
-        tg_translation_t **holder = h2o_mem_alloc_shared(&req->pool, sizeof(*holder), free_stream);
-        *holder = t;
-    }
     return 0;
 }
 

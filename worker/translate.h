@@ -1,7 +1,8 @@
 /* The glue between the request path and the protocol translators (worker/proto.h): which
  * upstream protocols can serve an endpoint, and for one attempt on one key the upstream body,
- * path and stream translator. The translation state lives in the request pool; its translator is
- * freed with the request. */
+ * path and stream translator. The translation state lives in the caller's request state; its
+ * stream translator is malloc'd and freed by tg_translate_free (it may outlive the request when
+ * the relay reads on after the client left). */
 #ifndef TG_TRANSLATE_H
 #define TG_TRANSLATE_H
 
@@ -34,6 +35,8 @@ int tg_translate_event(tg_translation_t *t, tg_relay_t *r, const char *ev, size_
 void tg_translate_stream_end(tg_translation_t *t, tg_relay_t *r);
 /** A complete non-stream answer translated for the client (2xx answers and error bodies alike). */
 h2o_iovec_t tg_translate_body(tg_translation_t *t, h2o_req_t *req, int status, h2o_iovec_t body);
+/** Frees the stream translator (idempotent). */
+void tg_translate_free(tg_translation_t *t);
 /** Usage and relayed text the stream translator measured; 0 when there is no translator. */
 int tg_translate_usage(const tg_translation_t *t, tg_usage_t *u, uint64_t *text_chars);
 

@@ -252,6 +252,58 @@ extern const mock_surface_t openai_surface, gemini_surface;
 /* the OpenAI error body, shared by the Responses surface */
 h2o_iovec_t openai_render_error(h2o_mem_pool_t *pool, int status, const char *code, const char *message);
 
+/* ---- objects.c: what a provider keeps between requests, per upstream key -------------------------------------------- */
+
+typedef enum { OBJ_FILE, OBJ_THREAD, OBJ_MESSAGE, OBJ_RUN } mock_obj_kind_t;
+
+typedef struct mock_obj {
+    mock_obj_kind_t kind;
+    char id[48], parent[48]; /* parent: the thread of a message or run */
+    char *key;               /* the upstream API key that created it: no other key sees it */
+    int64_t created;
+    char *a, *b, *c; /* JSON string literals (quotes included): file filename, purpose; message role, text,
+                        assistant_id (c, NULL: null); run assistant_id, model */
+    char ref[48];    /* message: the run that wrote it ("": none) */
+    char *data;  /* file content */
+    size_t data_len;
+    int completed; /* run: 0 queued, 1 completed */
+    uint64_t prompt_tokens, completion_tokens;
+    struct mock_obj *next;
+} mock_obj_t;
+
+mock_obj_t *obj_new(mock_obj_kind_t kind, h2o_iovec_t key, const char *id_prefix, const char *parent);
+/* Sets *field to p[0..n) as a JSON string literal (is_json: p is already-escaped JSON string content). */
+void obj_set_text(char **field, const char *p, size_t n, int is_json);
+void obj_set_data(mock_obj_t *o, const char *p, size_t n);
+mock_obj_t *obj_find(mock_obj_kind_t kind, h2o_iovec_t key, h2o_iovec_t id);
+/* The next object of kind (newest first) that key sees, after `after` (NULL: the first); parent NULL = any. */
+mock_obj_t *obj_next(mock_obj_t *after, mock_obj_kind_t kind, h2o_iovec_t key, const char *parent);
+void obj_delete(mock_obj_t *o);
+void obj_clear(void);
+/* Segment index of the normalized path (0 = "v1"), or {NULL, 0}. */
+h2o_iovec_t path_segment(h2o_req_t *req, size_t index);
+/* Answers 404 "No such WHAT: ID" (ID escaped). */
+void reject_not_found(mock_exchange_t *ex, const char *what, h2o_iovec_t id);
+/* Answers 200 with the JSON in body (freed). */
+void serve_json(mock_exchange_t *ex, mj_buf_t *body);
+/* Answers 200 with an OpenAI list of the comma-separated JSON objects in items (freed). */
+void serve_list(mock_exchange_t *ex, mj_buf_t *items, const char *first_id, const char *last_id);
+
+/* ---- files.c, assistants.c: the OpenAI Files and Assistants (threads, messages, runs) surfaces ---------------------- */
+
+void files_create(h2o_req_t *req);
+void files_list(h2o_req_t *req);
+void files_retrieve(h2o_req_t *req);
+void files_delete(h2o_req_t *req);
+void files_content(h2o_req_t *req);
+void threads_create(h2o_req_t *req);
+void threads_retrieve(h2o_req_t *req);
+void threads_delete(h2o_req_t *req);
+void messages_create(h2o_req_t *req);
+void messages_list(h2o_req_t *req);
+void runs_create(h2o_req_t *req);
+void runs_retrieve(h2o_req_t *req);
+
 /* ---- router.c: dispatch table and plain responses ------------------------------------------------------------------- */
 
 int router_on_req(h2o_handler_t *self, h2o_req_t *req);

@@ -7,8 +7,8 @@
 #define MOCK_PREFIX "/_mock/"
 #define GEMINI_PREFIX "/v1beta/"
 
-/* A route path matches the normalized request path (no query) exactly, except that a `*` in it matches one or more
- * bytes other than '/'. Routes are tried in order. */
+/* A route path matches the normalized request path (no query) exactly, except that each `*` in it matches one or more
+ * bytes other than '/' (at most one `*` per path segment). Routes are tried in order. */
 static const struct route {
     const char *method, *path;
     void (*handle)(h2o_req_t *req);
@@ -23,6 +23,18 @@ static const struct route {
     {"POST", "/responses", responses_create},
     {"POST", "/v1beta/models/*:generateContent", gemini_generate},
     {"POST", "/v1beta/models/*:streamGenerateContent", gemini_generate},
+    {"POST", "/v1/files", files_create},
+    {"GET", "/v1/files", files_list},
+    {"GET", "/v1/files/*", files_retrieve},
+    {"DELETE", "/v1/files/*", files_delete},
+    {"GET", "/v1/files/*/content", files_content},
+    {"POST", "/v1/threads", threads_create},
+    {"GET", "/v1/threads/*", threads_retrieve},
+    {"DELETE", "/v1/threads/*", threads_delete},
+    {"POST", "/v1/threads/*/messages", messages_create},
+    {"GET", "/v1/threads/*/messages", messages_list},
+    {"POST", "/v1/threads/*/runs", runs_create},
+    {"GET", "/v1/threads/*/runs/*", runs_retrieve},
     /* management */
     {"GET", "/_mock/stats", stats_handle_get},
     {"POST", "/_mock/reset", stats_handle_reset},
@@ -63,18 +75,33 @@ static int has_prefix(h2o_iovec_t path, const char *prefix)
     return path.len >= strlen(prefix) && memcmp(path.base, prefix, strlen(prefix)) == 0;
 }
 
-static int path_matches(h2o_iovec_t path, const char *pattern)
+/* one segment (no '/') against a pattern segment with at most one `*` */
+static int segment_matches(const char *s, size_t n, const char *pat, size_t pn)
 {
-    const char *star = strchr(pattern, '*');
+    const char *star = memchr(pat, '*', pn);
     size_t head, tail;
 
     if (star == NULL)
-        return h2o_memis(path.base, path.len, pattern, strlen(pattern));
-    head = (size_t)(star - pattern);
-    tail = strlen(star + 1);
-    return path.len > head + tail && memcmp(path.base, pattern, head) == 0 &&
-           memcmp(path.base + path.len - tail, star + 1, tail) == 0 &&
-           memchr(path.base + head, '/', path.len - head - tail) == NULL;
+        return h2o_memis(s, n, pat, pn);
+    head = (size_t)(star - pat);
+    tail = pn - head - 1;
+    return n > head + tail && memcmp(s, pat, head) == 0 && memcmp(s + n - tail, star + 1, tail) == 0;
+}
+
+static int path_matches(h2o_iovec_t path, const char *pattern)
+{
+    const char *p = path.base, *pend = path.base + path.len, *q = pattern, *qend = pattern + strlen(pattern);
+
+    for (;;) {
+        const char *ps = memchr(p, '/', (size_t)(pend - p)), *qs = memchr(q, '/', (size_t)(qend - q));
+        const char *pe = ps != NULL ? ps : pend, *qe = qs != NULL ? qs : qend;
+        if (!segment_matches(p, (size_t)(pe - p), q, (size_t)(qe - q)))
+            return 0;
+        if (ps == NULL || qs == NULL)
+            return ps == NULL && qs == NULL;
+        p = ps + 1;
+        q = qs + 1;
+    }
 }
 
 /* unknown path or method: management paths get a plain answer, upstream ones an accounted error (Gemini-style under

@@ -193,7 +193,8 @@ void stats_handle_get(h2o_req_t *req)
     mj_free(&out);
 }
 
-/* zeroes every counter and clears the fault table; requests in flight at this point are no longer accounted */
+/* zeroes every counter and clears the fault table and the kept objects (files, threads); requests in flight at this point
+ * are no longer accounted */
 void stats_handle_reset(h2o_req_t *req)
 {
     total = (tally_t){0};
@@ -202,5 +203,6 @@ void stats_handle_reset(h2o_req_t *req)
     ++generation;
     faults_clear();
     reqlog_clear();
+    obj_clear();
     respond(req, 200, "application/json", h2o_iovec_init(H2O_STRLIT("{\"reset\":true}\n")));
 }

@@ -22,6 +22,7 @@ after(async () => {
 
 async function call(key, method, path, body, contentType = 'application/json') {
   const headers = { authorization: key };
+  if (path.startsWith('/v1/threads')) headers['openai-beta'] = 'assistants=v2';
   if (body !== undefined) headers['content-type'] = contentType;
   const r = await fetch(`${gw.base}${path}`, { method: method.toUpperCase(), headers, body: body === undefined ? undefined : (typeof body === 'string' ? body : JSON.stringify(body)) });
   const text = await r.text();
@@ -78,7 +79,21 @@ test('every documented operation answers with a documented status', async () => 
   const today = new Date().toISOString().slice(0, 10); // the harness runs tollgate in UTC
 
   const chat = { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] };
-  const fd = () => { const f = new FormData(); f.append('model', 'gpt-4o-mini'); f.append('file', new Blob(['abc']), 'a.wav'); return f; };
+  const fd = (path) => {
+    const f = new FormData();
+    if (path === '/v1/files') f.append('purpose', 'assistants');
+    else f.append('model', 'gpt-4o-mini');
+    f.append('file', new Blob(['abc']), 'a.wav');
+    return f;
+  };
+  // objects the provider keeps (a file, a thread with a run), for the paths that name them
+  const up = await fetch(`${gw.base}/v1/files`, { method: 'POST', headers: { authorization: rootKey }, body: fd('/v1/files') });
+  assert.equal(up.status, 200);
+  const fileId = (await up.json()).id;
+  const thread = await call(rootKey, 'post', '/v1/threads', {});
+  assert.equal(thread.status, 200, JSON.stringify(thread.body));
+  const run = await call(rootKey, 'post', `/v1/threads/${thread.body.id}/runs`, { assistant_id: 'asst_oa' });
+  assert.equal(run.status, 200, JSON.stringify(run.body));
   const bodies = {
     'post /x-users': { Name: 'oa-created', Email: 'oa-created@example.com', CreditGranted: 5 },
     'put /x-users/{ident}': { Alias: 'OA' },
@@ -103,6 +118,8 @@ test('every documented operation answers with a documented status', async () => 
     'post /v1/moderations': { model: 'gpt-4o-mini', input: 'hi' },
     'post /v1/images/generations': { model: 'gpt-4o-mini', prompt: 'a cat' },
     'post /v1/audio/speech': { model: 'gpt-4o-mini', input: 'hi', voice: 'alloy' },
+    'post /v1/threads/{thread_id}/messages': { role: 'user', content: 'hi' },
+    'post /v1/threads/{thread_id}/runs': { assistant_id: 'asst_oa' },
   };
   const queries = { '/dashboard/billing/usage': `?start_date=${today}&end_date=${today}`, '/x-info': `?user=${sub.id}` };
   const params = {
@@ -110,9 +127,16 @@ test('every documented operation answers with a documented status', async () => 
     '/x-dna/{ident}': sub.name,
     '/x-keys/{id}': { get: k.body.key.ID, put: k.body.key.ID, post: k.body.key.ID, delete: victimKey.body.key.ID },
     '/x-news/{target}': sub.name,
+    '/v1/files/{file_id}': fileId,
+    '/v1/files/{file_id}/content': fileId,
+    '/v1/threads/{thread_id}': thread.body.id,
+    '/v1/threads/{thread_id}/messages': thread.body.id,
+    '/v1/threads/{thread_id}/runs': thread.body.id,
+    '/v1/threads/{thread_id}/runs/{run_id}': [thread.body.id, run.body.id],
   };
   // destructive operations last
-  const LAST = ['delete /x-users/{ident}', 'delete /x-keys/{id}', 'delete /x-news', 'delete /x-news/{target}', 'post /x-root', 'post /x-self'];
+  const LAST = ['delete /v1/files/{file_id}', 'delete /v1/threads/{thread_id}', 'delete /x-users/{ident}', 'delete /x-keys/{id}',
+    'delete /x-news', 'delete /x-news/{target}', 'post /x-root', 'post /x-self'];
   const ops = [];
   for (const [path, item] of Object.entries(doc.paths)) for (const m of METHODS) if (item[m]) ops.push([m, path, item[m]]);
   ops.sort((a, b) => LAST.indexOf(`${a[0]} ${a[1]}`) - LAST.indexOf(`${b[0]} ${b[1]}`));
@@ -124,13 +148,17 @@ test('every documented operation answers with a documented status', async () => 
   const failures = [], seen = [];
   for (const [m, path, op] of ops) {
     const id = `${m} ${path}`;
-    let url = path.replace(/\{(\w+)\}/g, () => { const v = params[path]; return encodeURIComponent(typeof v === 'object' ? v[m] : v); });
+    let nth = 0;
+    let url = path.replace(/\{(\w+)\}/g, () => {
+      const v = params[path];
+      return encodeURIComponent(Array.isArray(v) ? v[nth++] : typeof v === 'object' ? v[m] : v);
+    });
     url += queries[path] ?? '';
     const key = id === 'post /x-self' ? selfer.key : rootKey;
     let r;
     const multipart = op.requestBody?.content?.['multipart/form-data'];
     if (multipart) {
-      const res = await fetch(`${gw.base}${url}`, { method: 'POST', headers: { authorization: key }, body: fd() });
+      const res = await fetch(`${gw.base}${url}`, { method: 'POST', headers: { authorization: key }, body: fd(path) });
       const text = await res.text();
       r = { status: res.status, body: text };
     } else {

@@ -196,6 +196,67 @@ test('a stream the client abandons is cancelled upstream at once and billed by e
   }
 });
 
+test('with client_abort: finish, an abandoned stream is read to its end and billed from the upstream usage', async () => {
+  const slow = await startMock(['--chunks', '20', '--chunk-delay-ms', '100']);
+  const gw2 = await startGateway({ mock: slow, upstream: 'upstream:\n  client_abort: finish\n' });
+  try {
+    const ac = new AbortController();
+    const r = await fetch(`${gw2.base}/v1/chat/completions`, {
+      method: 'POST', signal: ac.signal,
+      headers: { authorization: `Bearer ${gw2.rootKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'gpt-4o-mini', stream: true, messages }),
+    });
+    const reader = r.body.getReader();
+    let got = '';
+    while ((got.match(/"content":"[^"]+"/g) ?? []).length < 3) got += new TextDecoder().decode((await reader.read()).value);
+    ac.abort();
+    // the upstream transfer goes on after the client left, to the last event
+    await waitFor(async () => (await slow.stats()).served === 1, { what: 'the mock to serve the whole stream' });
+    const stats = await slow.stats();
+    assert.equal(stats.aborted, 0);
+    let recs = [];
+    await waitFor(() => { recs = gw2.usage(); return recs.length > 0; }, { what: 'the usage record' });
+    assert.equal(recs.length, 1, 'billed once');
+    const [rec] = recs;
+    assert.equal(rec.fl & 2, 0, 'not estimated: the upstream reported the usage');
+    assert.equal(rec.fl & 4, 4, 'the client did leave');
+    assert.equal(rec.ct, 40); // 20 chunks x 2 tokens: the whole answer, not what was relayed
+    assert.equal(rec.ct, stats.completion_tokens);
+    assert.equal(rec.pt, stats.prompt_tokens);
+    assert.ok(rec.cost > 0);
+  } finally {
+    await gw2.cleanup();
+    await slow.stop();
+  }
+});
+
+test('with client_abort: finish, a client that leaves before a non-streaming answer is billed the real usage', async () => {
+  const slow = await startMock(['--chunks', '7', '--latency-ms', '800']);
+  const gw2 = await startGateway({ mock: slow, upstream: 'upstream:\n  client_abort: finish\n' });
+  try {
+    const ac = new AbortController();
+    const pending = fetch(`${gw2.base}/v1/chat/completions`, {
+      method: 'POST', signal: ac.signal,
+      headers: { authorization: `Bearer ${gw2.rootKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'gpt-4o-mini', messages }),
+    }).catch((e) => e);
+    await waitFor(async () => (await slow.stats()).requests === 1, { what: 'the request to reach the upstream' });
+    ac.abort();
+    assert.equal((await pending).name, 'AbortError');
+    await waitFor(async () => (await slow.stats()).served === 1, { what: 'the mock to answer in full' });
+    let recs = [];
+    await waitFor(() => { recs = gw2.usage(); return recs.length > 0; }, { what: 'the usage record' });
+    assert.equal(recs.length, 1);
+    assert.equal(recs[0].st, 200);
+    assert.equal(recs[0].fl & 2, 0, 'not estimated');
+    assert.equal(recs[0].ct, 14);
+    assert.equal(recs[0].pt, (await slow.stats()).prompt_tokens);
+  } finally {
+    await gw2.cleanup();
+    await slow.stop();
+  }
+});
+
 test('GET /v1/models lists the models the caller may use, in OpenAI list format', async () => {
   const models = await client.models.list();
   const ids = [];

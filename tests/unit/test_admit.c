@@ -1,6 +1,6 @@
 /* tests/unit/test_admit.c: the admission decision (worker/admit.c) over a real arena: lists,
- * mapping, prices, ancestors' and model limits with rollback on refusal, credit gates, and the
- * token correction and cost at the end. */
+ * mapping, prices, ancestors' and model limits with rollback on refusal, credit gates, the
+ * token correction and cost at the end, and ModelFailover's backup models. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -319,6 +319,48 @@ static void test_token_correction(void **state)
     assert_true(tg_day_count(&f->arena.a.mlim[ml->state].day[TG_DAY_RPD], f->ctx.cal.day) == 1);
 }
 
+/* MODEL_FAILOVER: the chain is followed past backups the caller may not use or that have no
+ * price; the backup's level and price replace the request's; seen models end the chain. */
+static void test_model_failover(void **state)
+{
+    fixture_t *f = *state;
+    char *err = NULL;
+    tg_owner_conf_t o2 = TG_OWNER_CONF_UNSET;
+    o2.prices = "{\"house-model\":{\"input\":1,\"output\":2},\"gpt-5-secret\":{\"input\":9,\"output\":9}}";
+    o2.level_mapper = "house-model=7";
+    o2.model_failover = "gpt-4o-mini=llama-x, llama-x=house-model, house-model=gpt-4o-mini, o3-mini=gpt-5-secret, "
+                        "gpt-5-secret=gpt-4o";
+    if (tg_policy_set_owner(&f->a, 2, &o2, &err) != 0 || tg_policy_publish(&f->a, &err) != 0)
+        fail_msg("%s", err);
+    tg_admit_t adm;
+    tg_admit_refusal_t why;
+    int32_t level = 0;
+    assert_int_equal(admit(f, CHILD, "gpt-4o-mini", "10.1.2.3", 100, &adm, &why), 0);
+    const char *seen[2] = {"gpt-4o-mini", NULL};
+    /* llama-x has no price (and CHILD may not use it): its own backup, house-model, at level 7 */
+    assert_int_equal(tg_admit_failover(&f->ctx, 2, CHILD, 1, &adm, seen, 1, &level), 0);
+    assert_string_equal(adm.model, "house-model");
+    assert_true(adm.mapped && adm.priced);
+    assert_true(adm.price.input == 1000000 && adm.price.output == 2000000);
+    assert_int_equal(level, 7);
+    /* house-model's backup is gpt-4o-mini, already tried: the chain ends */
+    seen[1] = "house-model";
+    assert_int_equal(tg_admit_failover(&f->ctx, 2, CHILD, 1, &adm, seen, 2, &level), -1);
+    finish(f, &adm, 10, 10);
+    assert_true(adm.cost == (10 * 1000000 + 10 * 2000000) * 2 / 1000); /* Rates 2, pico to nano */
+
+    /* gpt-5-secret is priced but outside CHILD's AllowModels: passed over for gpt-4o (level 1) */
+    assert_int_equal(admit(f, CHILD, "o3-mini", "10.1.2.3", 100, &adm, &why), 0);
+    assert_int_equal(tg_admit_failover(&f->ctx, 2, CHILD, 1, &adm, NULL, 0, &level), 0);
+    assert_string_equal(adm.model, "gpt-4o");
+    assert_int_equal(level, 1);
+    finish(f, &adm, 0, 0);
+    /* an owner without MODEL_FAILOVER has no backup */
+    assert_int_equal(admit(f, FREE_CHILD, "gpt-4o-mini", "127.0.0.1", 100, &adm, &why), 0);
+    assert_int_equal(tg_admit_failover(&f->ctx, 5, FREE_CHILD, 1, &adm, NULL, 0, &level), -1);
+    finish(f, &adm, 0, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -327,6 +369,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_limits_roll_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_credit_gates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_correction, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_model_failover, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,6 @@
 /* tests/unit/test_keypool.c: key pool picks (fair round-robin per (owner, level) shared across
- * processes, sleeping and disabled keys skipped, protocols, exclusions) and the sleep rules
- * (shm/keypool.c). */
+ * processes, sleeping and disabled keys skipped, protocols, exclusions), the pinned key, and the
+ * sleep rules (shm/keypool.c). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -169,12 +169,33 @@ static void test_shared_cursor(void **state)
     munmap(counts, 4096);
 }
 
+/* The pinned key: lowest id of the pool, asleep or not; disabled keys and other protocols skipped. */
+static void test_pin(void **state)
+{
+    fixture_t *f = *state;
+    uint32_t slot;
+    assert_int_equal(tg_keypool_pin(&f->a, 1, 1, 0, &slot), 0);
+    assert_int_equal(slot, 0);
+    tg_keypool_failed(&f->a, 0, 500, 0, 1000); /* asleep: still the pin */
+    assert_int_equal(tg_keypool_pin(&f->a, 1, 1, 0, &slot), 0);
+    assert_int_equal(slot, 0);
+    tg_keypool_failed(&f->a, 0, 401, 0, 1000); /* disabled: the next id */
+    assert_int_equal(tg_keypool_pin(&f->a, 1, 1, 0, &slot), 0);
+    assert_int_equal(slot, 1);
+    assert_int_equal(tg_keypool_pin(&f->a, 1, 1, 1u << 1, &slot), 0);
+    assert_int_equal(slot, 2);
+    assert_int_equal(tg_keypool_pin(&f->a, 1, 2, 0, &slot), 0);
+    assert_int_equal(slot, 3);
+    assert_int_equal(tg_keypool_pin(&f->a, 2, 2, 0, &slot), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_round_robin, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sleep_and_disable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shared_cursor, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pin, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
