@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 #define TG_ARENA_MAGIC 0x314e455241475454ULL /* "TTGARENA1" little-endian-ish tag */
-#define TG_ARENA_VERSION 2u
+#define TG_ARENA_VERSION 3u
 
 #define TG_NAME_MAX 64
 #define TG_URL_MAX 256
@@ -138,12 +138,13 @@ typedef struct tg_rr_cursor {
     _Atomic uint64_t next;
 } tg_rr_cursor_t;
 
-/* Key index entry: SHA-256 of an API key → account slot. Open addressing, linear probing.
- * `word` packs a generation (high 32 bits) and slot+1 (low 32 bits; 0 empty, UINT32_MAX deleted),
- * so a reader that raced a rewrite sees the word change and retries. */
+/* Key index entry: SHA-256 of an API key → account slot. Open addressing, linear probing; one
+ * atomic word per entry, eight to a cache line: a tag (bytes 8..11 of the digest; bytes 0..7 pick
+ * the start position) in the high 32 bits, slot+1 in the low 32 bits (0 empty, UINT32_MAX
+ * deleted). The digest itself is only in the account slot, which confirms every match, so a
+ * lookup reads about one index line and one account line. */
 typedef struct tg_index_entry {
     _Atomic uint64_t word;
-    uint8_t hash[32];
 } tg_index_entry_t;
 
 #define TG_INDEX_EMPTY 0u
