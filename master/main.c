@@ -237,7 +237,8 @@ int main(int argc, char **argv)
         return 1;
 
     char *arena_path = join(m.cfg.data_dir, "arena.tg");
-    tg_arena_sizes_t sizes = {m.cfg.arena.max_accounts, m.cfg.arena.max_upstream_keys, m.cfg.arena.ring_slots};
+    tg_arena_sizes_t sizes = {m.cfg.arena.max_accounts, m.cfg.arena.max_upstream_keys, m.cfg.arena.ring_slots,
+                              m.cfg.arena.max_inflight_per_worker};
     int created = 0;
     if (tg_arena_open(&m.arena, arena_path, &sizes, &created, &err) != 0) {
         fprintf(stderr, "tollgate: %s\n", err ? err : "cannot open the arena");

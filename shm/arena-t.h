@@ -106,9 +106,9 @@ typedef struct tg_heap_block {
     uint32_t len; /* payload bytes */
 } tg_heap_block_t;
 
-/* Reservation journal (credit.h): one lane per process that reserves credit. */
+/* Reservation journal (credit.h): one lane per process that reserves credit; each lane holds
+ * hdr->lane_holds reservations (arena.max_inflight_per_worker) and takes hdr->lane_size bytes. */
 #define TG_LANES 128u
-#define TG_LANE_HOLDS 8192u
 typedef struct tg_hold {
     _Atomic uint32_t state; /* TG_HOLD_FREE / TG_HOLD_ACTIVE */
     uint32_t slot;
@@ -121,7 +121,7 @@ typedef struct tg_lane {
     _Atomic uint64_t start_ticks; /* the owner's start time (/proc/PID/stat field 22): tells a reused pid */
     _Atomic uint64_t reclaimed;   /* holds reclaimed from dead owners over the lane's life */
     uint8_t _pad[40];
-    tg_hold_t holds[TG_LANE_HOLDS];
+    tg_hold_t holds[]; /* hdr->lane_holds of them */
 } __attribute__((aligned(64))) tg_lane_t;
 
 /* Policy snapshot buffer (policy.h): two of them, the active one is hdr->policy_gen & 1. */
@@ -208,7 +208,7 @@ typedef struct tg_arena_hdr {
     _Atomic uint64_t ring_skipped; /* claims abandoned by dead producers */
     /* quota engine regions (shm/policy.h, credit.h, keypool.h) */
     uint64_t heap_bytes;
-    uint32_t mlim_slots, n_lanes, lane_holds, policy_buf_size, cursor_slots, _pad1;
+    uint32_t mlim_slots, n_lanes, lane_holds, policy_buf_size, cursor_slots, lane_size;
     uint64_t off_heap, off_mlim, off_lanes, off_policy, off_cursors;
     uint8_t boot_id[16]; /* kernel boot id when the limiter clocks were last valid (CLOCK_MONOTONIC) */
     _Atomic uint64_t heap_top __attribute__((aligned(64))); /* persister: bump pointer of the policy heap */
