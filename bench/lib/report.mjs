@@ -350,7 +350,7 @@ for (const sc of ['S4', 'S5']) {
 if (s4Rows.length) {
   md.push('**S4: many accounts** (wrk, c = 64, each request with the next key of N accounts of one owner)', '');
   const us = (r, ticks) => (ticks === undefined ? null : ((ticks / (r.clk_tck || 100)) * 1e6) / r.data.requests);
-  md.push(table(['accounts', 'RPS', '× one account', 'p99 ms', 'CPU µs/req (all)', 'of which worker', 'arena MiB', 'created in s'], s4Rows.map((r) => [int(r.accounts), int(r.data.rps), num(ratio(r.data.rps, s4Base)),
+  md.push(table(['accounts', 'RPS', '× one account', 'p99 ms', 'CPU µs/req (all)', 'of which worker', 'arena MiB', 'import + restart s'], s4Rows.map((r) => [int(r.accounts), int(r.data.rps), num(ratio(r.data.rps, s4Base)),
     num(r.data.latency_ms?.p99, 3), num(us(r, r.cpu_ticks), 1), num(us(r, r.worker_cpu_ticks), 1), num((r.arena_bytes ?? 0) / 2 ** 20, 0), int(r.create_seconds)])), '');
 }
 for (const r of of('S4').filter((x) => x.data?.skipped || x.data?.failed)) md.push(`* S4 ${int(r.accounts)} accounts: ${r.data.skipped ? 'skipped' : 'failed'} — ${r.data.skipped || r.data.failed}.`);
