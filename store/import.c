@@ -369,8 +369,17 @@ static int write_all(imp_t *m, char **err)
                     return tg_store_fail(err, "account %s cannot be encoded", idtext);
             }
         }
-        if (tg_store_commit(m->s, b, err) != 0)
+        char *cerr = NULL;
+        if (tg_store_commit(m->s, b, &cerr) != 0) {
+            if (k == 0)
+                tg_store_fail(err, "writing failed, nothing was imported: %s", cerr ? cerr : "?");
+            else
+                tg_store_fail(err, "writing failed after accounts %llu..%llu were stored (the first %zu accounts of the file): %s",
+                              (unsigned long long)m->first_id, (unsigned long long)(m->first_id + k * IMPORT_CHUNK - 1),
+                              k * IMPORT_CHUNK, cerr ? cerr : "?");
+            free(cerr);
             return -1;
+        }
     }
     return 0;
 }
