@@ -7,6 +7,7 @@
  *   key_hash      tg_key_hash() of a random existing API key (the SHA-256 every request computes)
  *   key_lookup    tg_account_lookup() of a random existing key (SHA-256 digest -> slot)
  *   key_auth      both: tg_key_hash() then tg_account_lookup(), what a request's authentication costs
+ *                 (the key texts are prefetched: a request's key is in cache, read from its headers)
  *   key_miss      tg_account_lookup() of an unknown key
  *   seqlock_read  tg_account_read() of a random slot (the seqlock-protected settings copy)
  *   ring_push     tg_ring_push() of a realistic usage record into an empty ring (producers contend on
@@ -127,6 +128,8 @@ static double run_loop(op_t op, uint64_t ops, uint32_t seed, uint64_t *full_retr
         for (uint64_t i = 0; i < n; i++) {
             uint32_t k = (uint32_t)(i + ((uint64_t)last >> 63)) & (batch - 1);
             uint8_t digest[32];
+            if (texts) /* a request's key was just read from its headers: keep the text in cache */
+                __builtin_prefetch(texts[(k + 16) & (batch - 1)]);
             switch (op) {
             case OP_HASH:
                 tg_key_hash(texts[k], TG_KEY_LEN, digest);
