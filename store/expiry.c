@@ -128,24 +128,6 @@ void tg_expiry_note(tg_store_t *s, const json_t *rec)
         set_at(s, id, best);
 }
 
-static int load_one(void *ud, const char *key, size_t klen, const char *val, size_t vlen)
-{
-    tg_store_t *s = ud;
-    json_t *rec = json_loadb(val, vlen, 0, NULL);
-    if (rec && json_array_size(json_object_get(rec, "CreditBalance")) > 0)
-        tg_expiry_note(s, rec);
-    json_decref(rec);
-    return 0;
-}
-
-int tg_expiry_load(tg_store_t *s)
-{
-    s->expiry.n = 0;
-    if (s->expiry.index)
-        memset(s->expiry.index, 0, (s->expiry.mask + 1) * sizeof(*s->expiry.index));
-    return tg_store_each(s, TG_CF_ACCOUNTS, load_one, s);
-}
-
 int tg_expiry_run(tg_store_t *s, tg_arena_t *arena, int64_t now)
 {
     int changed_accounts = 0;
