@@ -361,7 +361,7 @@ md.push('');
 if (micro.length) {
   md.push('## M: arena micro-benchmarks', '');
   md.push('ns per operation, each operation dependent on the previous one (latency, not pipelined throughput); operands are random keys/slots spread over the whole arena, so large arenas miss the CPU caches and TLB as live traffic does. N processes run the same loop at once on the shared arena.', '');
-  const ops = ['key_lookup', 'key_miss', 'seqlock_read', 'reserve_settle', 'gcra_check', 'ring_push'];
+  const ops = ['key_hash', 'key_lookup', 'key_auth', 'key_miss', 'seqlock_read', 'reserve_settle', 'gcra_check', 'ring_push'];
   const accs = [...new Set(micro.filter((m) => m.ns_per_op !== undefined && m.bench !== 'publish').map((m) => m.accounts))];
   const procs = [...new Set(micro.filter((m) => m.procs).map((m) => m.procs))].sort();
   const rows = [];
@@ -370,6 +370,7 @@ if (micro.length) {
     if (v !== null) rows.push([op, int(a), p, num(v, 1)]);
   }
   md.push(table(['operation', 'accounts', 'processes', 'ns/op'], rows), '');
+  if (micro.some((m) => m.bench === 'key_auth')) md.push('* key_hash: the SHA-256 of a 51-character key (tg_key_hash); key_lookup: digest → slot (tg_account_lookup, the digest given); key_auth: both, what authenticating a request costs.');
   if (!micro.some((m) => m.bench === 'reserve_settle')) md.push('* reserve+settle and the GCRA check: **pending** (not in this build\'s tgcore).');
   else md.push('* reserve_settle: tg_credit_reserve + tg_credit_settle on a random account (with 1 account, every process on the same one); gcra_check: clock_gettime + tg_gcra_take on one RPM limit shared by all processes.');
   const sizes = micro.filter((m) => m.bench === 'arena_bytes');
