@@ -132,6 +132,7 @@ const s6Under = of('S6', (r) => r.phase === 'under_s1').map((r) => ({
 }));
 const s6Alone = of('S6', (r) => r.phase === 'persister_alone')[0]?.data || null;
 const s6Disk = of('S6', (r) => r.phase === 'disk')[0]?.data || null;
+const s6Spread = of('S6', (r) => r.phase === 'persister_spread' && r.data?.records_per_s !== undefined);
 const bytesPerRecord = s6Disk && s6Disk.records ? s6Disk.db_bytes / s6Disk.records : null;
 
 // ---- S7 -------------------------------------------------------------------------------------
@@ -325,6 +326,8 @@ if (s3.length) {
 }
 
 md.push('## S6: persister', '');
+if (s6Spread.length) md.push('**Persister alone, records spread over many accounts** (after each S4 point: records round-robin over every account, 1,000 nano-dollars each, so each batch rewrites the record, cards and ledger of every account it holds):', '',
+  table(['accounts', 'records', 'records/s'], s6Spread.map((r) => [int(r.accounts), int(r.data.records), int(r.data.records_per_s)])), '');
 if (s6Alone) md.push(`**Persister alone:** ${int(s6Alone.records)} usage records pushed straight into the ring of an idle tollgate were stored in RocksDB at **${int(s6Alone.records_per_s)} records/s** (${num(s6Alone.seconds, 2)} s, the injector waited ${int(s6Alone.full_waits)} times on a full ring).`, '');
 if (s6Disk) md.push(`**Disk:** ${int(s6Disk.records)} usage records in data/db take ${num(s6Disk.db_bytes / 2 ** 20, 1)} MiB after the stop = ${int(bytesPerRecord)} bytes per record (WAL and uncompacted files included) ≈ ${num((bytesPerRecord * 1e6) / 2 ** 30, 2)} GiB per million records.`, '');
 if (s6Under.length) {
@@ -437,7 +440,7 @@ writeFileSync(path.join(outDir, `${stamp}.md`), mdText);
 if (!partial) writeFileSync(path.join(outDir, 'latest.md'), mdText);
 writeFileSync(path.join(outDir, `${stamp}.json`), JSON.stringify({
   stamp, quick, governance, machine, pinning, versions, meta,
-  derived: { capacity: cap, s1: s1Derived, s2, s3, s6: { under_s1: s6Under, persister_alone: s6Alone, disk: s6Disk, bytes_per_record: bytesPerRecord }, s7: { rungs: s7, frontier: s7Frontier }, targets: targets.map(([figure, target, measured, status]) => ({ figure, target, measured, status })), profile: { by_dso: perfDso, top: perfTop } },
+  derived: { capacity: cap, s1: s1Derived, s2, s3, s6: { under_s1: s6Under, persister_alone: s6Alone, persister_spread: s6Spread.map((r) => ({ accounts: r.accounts, ...r.data })), disk: s6Disk, bytes_per_record: bytesPerRecord }, s7: { rungs: s7, frontier: s7Frontier }, targets: targets.map(([figure, target, measured, status]) => ({ figure, target, measured, status })), profile: { by_dso: perfDso, top: perfTop } },
   records,
 }, null, 1) + '\n');
 console.error(`report: ${path.join(outDir, stamp)}.{md,json}${partial ? '' : ', latest.md'}, ${Object.keys(plots).length} plots`);

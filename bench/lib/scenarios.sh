@@ -222,6 +222,11 @@ s4_run() {
     cpu1=$(tree_cpu_ticks "$SYS_ROOT_PID"); wk1=$(cpu_ticks_of $TG_WORKER_PIDS)
     record S4 tollgate "\"accounts\":$n,\"create_seconds\":$(( $(date +%s) - t0 )),\"arena_bytes\":$(stat -c %s "$TG_ARENA"),\"cpu_ticks\":$(( cpu1 - cpu0 )),\"worker_cpu_ticks\":$(( wk1 - wk0 )),\"clk_tck\":$CLK_TCK" "$data"
     log "S4 $n accounts: $(sed -n 's/.*"rps":\([0-9.]*\).*/\1 rps/p' <<<"$data")"
+    # the persister alone with these accounts: records spread round-robin over all of them (S6's
+    # injection, where every record of a batch is a distinct account to update)
+    data=$(taskset -c "$LOAD_CPUS" "$TOOLS/ring_probe" inject "$TG_ARENA" "$S4_INJECT" 120 spread || true)
+    record S6 tollgate "\"phase\":\"persister_spread\",\"accounts\":$n" "$data"
+    log "S6 spread over $n accounts: $(sed -n 's/.*"records_per_s":\([0-9]*\).*/\1 records\/s/p' <<<"$data")"
     stop_system
   done
 }
