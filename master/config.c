@@ -762,6 +762,8 @@ static const tg_field_t tg_arena_fields[] = {
     TG_NUM("max_upstream_keys", tg_config_t, arena.max_upstream_keys, tg_num_integer, 1, TG_MIB, 4096, NULL, false),
     TG_NUM("ring_slots", tg_config_t, arena.ring_slots, tg_num_integer, 1024, 16 * TG_MIB, 65536, tg_check_pow2,
            false),
+    TG_NUM("max_inflight_per_worker", tg_config_t, arena.max_inflight_per_worker, tg_num_integer, 64, TG_MIB, 8192,
+           NULL, false),
 };
 static const tg_table_t tg_arena_table = {tg_arena_fields, TG_NELEM(tg_arena_fields), NULL};
 

@@ -42,6 +42,7 @@ typedef struct tg_config {
         uint32_t max_accounts;      /* 100000; 16..16M */
         uint32_t max_upstream_keys; /* 4096; 1..1M */
         uint32_t ring_slots;        /* 65536; power of two, 1024..16M */
+        uint32_t max_inflight_per_worker; /* 8192; 64..1M: the credit journal of each process */
     } arena;
     struct {
         uint64_t max_request_body;  /* bytes; 16 MiB */

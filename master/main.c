@@ -25,6 +25,7 @@
 #include "shm/arena.h"
 #include "shm/credit.h"
 #include "store/admin.h"
+#include "store/import.h"
 #include "store/dump.h"
 
 static void usage(FILE *out)
@@ -127,26 +128,31 @@ static char *join(const char *dir, const char *name)
  *   usage        every stored usage record as a JSON line
  *   verify       reconcile ledger, cards and usage per account (exit 1 on any disagreement)
  *   backup DIR   RocksDB checkpoint (+ master key) into DIR, also while tollgate runs
- *   restore DIR  replace the database with a backup (tollgate must be stopped) */
+ *   restore DIR  replace the database with a backup (tollgate must be stopped)
+ *   import FILE [--keys-out OUT]  create the accounts of FILE (JSON lines; tollgate must be stopped) */
 static int admin_main(int argc, char **argv)
 {
-    const char *config_path = "conf/tollgate.yaml", *cmd = argc >= 2 ? argv[1] : "", *arg = NULL;
-    int needs_arg = strcmp(cmd, "backup") == 0 || strcmp(cmd, "restore") == 0;
+    const char *config_path = "conf/tollgate.yaml", *cmd = argc >= 2 ? argv[1] : "", *arg = NULL, *keys_out = NULL;
+    int import = strcmp(cmd, "import") == 0;
+    int needs_arg = strcmp(cmd, "backup") == 0 || strcmp(cmd, "restore") == 0 || import;
     if (strcmp(cmd, "usage") != 0 && strcmp(cmd, "verify") != 0 && !needs_arg) {
         fprintf(stderr, "usage: tollgate admin usage|verify [-c FILE]\n"
-                        "       tollgate admin backup|restore DIR [-c FILE]\n");
+                        "       tollgate admin backup|restore DIR [-c FILE]\n"
+                        "       tollgate admin import ACCOUNTS.jsonl [--keys-out FILE] [-c FILE]\n");
         return 2;
     }
     for (int i = 2; i < argc; i++) {
         if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc)
             config_path = argv[++i];
-        else if (needs_arg && arg == NULL && argv[i][0] != '-')
+        else if (import && strcmp(argv[i], "--keys-out") == 0 && i + 1 < argc)
+            keys_out = argv[++i];
+        else if (needs_arg && arg == NULL && (argv[i][0] != '-' || strcmp(argv[i], "-") == 0))
             arg = argv[i];
         else
             return fail("admin: unknown argument %s%s", argv[i], "");
     }
     if (needs_arg && arg == NULL)
-        return fail("admin %s: give the backup directory%s", cmd, "");
+        return fail("admin %s: give the %s", cmd, import ? "accounts file (JSON lines; - for stdin)" : "backup directory");
     tg_config_t cfg;
     char *err = NULL;
     if (tg_config_load(config_path, &cfg, &err) != 0) {
@@ -161,6 +167,8 @@ static int admin_main(int argc, char **argv)
         rc = tg_admin_verify(cfg.data_dir, stdout, &err);
     else if (strcmp(cmd, "backup") == 0)
         rc = tg_admin_backup(cfg.data_dir, arg, stdout, &err);
+    else if (import)
+        rc = tg_admin_import(cfg.data_dir, arg, keys_out, cfg.arena.max_accounts, stdout, stderr, &err);
     else
         rc = tg_admin_restore(cfg.data_dir, arg, stdout, &err);
     if (rc < 0 || (rc != 0 && err)) {
@@ -238,7 +246,8 @@ int main(int argc, char **argv)
         return 1;
 
     char *arena_path = join(m.cfg.data_dir, "arena.tg");
-    tg_arena_sizes_t sizes = {m.cfg.arena.max_accounts, m.cfg.arena.max_upstream_keys, m.cfg.arena.ring_slots};
+    tg_arena_sizes_t sizes = {m.cfg.arena.max_accounts, m.cfg.arena.max_upstream_keys, m.cfg.arena.ring_slots,
+                              m.cfg.arena.max_inflight_per_worker};
     int created = 0;
     if (tg_arena_open(&m.arena, arena_path, &sizes, &created, &err) != 0) {
         fprintf(stderr, "tollgate: %s\n", err ? err : "cannot open the arena");

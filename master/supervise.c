@@ -213,7 +213,8 @@ static void reload(tg_master_t *m, tree_t *t)
     }
     if (!listeners_equal(&m->cfg, &next) || strcmp(m->cfg.data_dir, next.data_dir) != 0 ||
         m->cfg.arena.max_accounts != next.arena.max_accounts || m->cfg.arena.ring_slots != next.arena.ring_slots ||
-        m->cfg.arena.max_upstream_keys != next.arena.max_upstream_keys)
+        m->cfg.arena.max_upstream_keys != next.arena.max_upstream_keys ||
+        m->cfg.arena.max_inflight_per_worker != next.arena.max_inflight_per_worker)
         tg_warn("reload: listen, data_dir and arena changes take effect at the next restart");
     /* the parts that need a restart stay as they are in the running tree */
     tg_config_t old = m->cfg;

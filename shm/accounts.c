@@ -1,4 +1,5 @@
-/* Account slots (seqlock-protected settings) and the open-addressed key index. */
+/* Account slots (seqlock-protected settings) and the open-addressed key index (one word per
+ * entry: a tag of the key's digest and the slot; the slot's own digest confirms a match). */
 #include "shm/accounts.h"
 
 #include <stdlib.h>
@@ -13,37 +14,44 @@ static uint64_t hash_start(const uint8_t hash[32])
     return h;
 }
 
+/* The entry word of HASH → SLOT: the digest's bytes 8..11 as the tag, slot + 1 below. */
+static uint64_t entry_word(const uint8_t hash[32], uint32_t slot)
+{
+    uint32_t tag;
+    memcpy(&tag, hash + 8, sizeof(tag));
+    return (uint64_t)tag << 32 | (slot + 1);
+}
+
 static uint32_t word_slot(uint64_t w)
 {
     return (uint32_t)w;
-}
-
-static uint64_t next_word(uint64_t old, uint32_t slot_field)
-{
-    return (((old >> 32) + 1) << 32) | slot_field;
 }
 
 /* Removes HASH → SLOT from the index if present (persister only). */
 static void index_remove(tg_arena_t *a, const uint8_t hash[32], uint32_t slot)
 {
     uint32_t mask = a->hdr->index_slots - 1;
+    uint64_t want = entry_word(hash, slot);
     for (uint32_t i = 0, pos = (uint32_t)hash_start(hash) & mask; i <= mask; i++, pos = (pos + 1) & mask) {
         tg_index_entry_t *e = &a->index[pos];
         uint64_t w = atomic_load_explicit(&e->word, memory_order_relaxed);
         if (word_slot(w) == TG_INDEX_EMPTY)
             return;
-        if (word_slot(w) == slot + 1 && memcmp(e->hash, hash, 32) == 0) {
-            atomic_store_explicit(&e->word, next_word(w, TG_INDEX_DELETED), memory_order_release);
+        if (w == want) {
+            atomic_store_explicit(&e->word, TG_INDEX_DELETED, memory_order_release);
             return;
         }
     }
 }
 
-/* Inserts HASH → SLOT (persister only). Reuses a deleted entry; a reader that was probing it
- * sees the generation change and retries. */
+/* Inserts HASH → SLOT (persister only): re-points the key's entry when it has one (the key moved
+ * to another slot), else takes the first deleted or empty entry of its chain. One atomic store
+ * either way, and an entry never becomes empty again, so a reader probing a chain never stops
+ * short of a key that stays in the index. */
 static int index_insert(tg_arena_t *a, const uint8_t hash[32], uint32_t slot)
 {
     uint32_t mask = a->hdr->index_slots - 1;
+    uint64_t word = entry_word(hash, slot);
     tg_index_entry_t *free_entry = NULL;
     for (uint32_t i = 0, pos = (uint32_t)hash_start(hash) & mask; i <= mask; i++, pos = (pos + 1) & mask) {
         tg_index_entry_t *e = &a->index[pos];
@@ -59,20 +67,16 @@ static int index_insert(tg_arena_t *a, const uint8_t hash[32], uint32_t slot)
                 free_entry = e;
             continue;
         }
-        if (memcmp(e->hash, hash, 32) == 0) { /* same key re-pointed */
-            atomic_store_explicit(&e->word, next_word(w, slot + 1), memory_order_release);
+        /* same tag: the same key when the slot it names holds this digest (the persister is the
+         * only writer of key_hash, so it reads it without the seqlock) */
+        if (w >> 32 == word >> 32 && s - 1 < a->hdr->max_accounts && memcmp(a->accounts[s - 1].key_hash, hash, 32) == 0) {
+            atomic_store_explicit(&e->word, word, memory_order_release);
             return 0;
         }
     }
     if (free_entry == NULL)
         return -1;
-    uint64_t w = atomic_load_explicit(&free_entry->word, memory_order_relaxed);
-    /* Mark deleted under a new generation while the hash bytes change, then publish. */
-    atomic_store_explicit(&free_entry->word, next_word(w, TG_INDEX_DELETED), memory_order_release);
-    atomic_thread_fence(memory_order_release);
-    memcpy(free_entry->hash, hash, 32);
-    w = atomic_load_explicit(&free_entry->word, memory_order_relaxed);
-    atomic_store_explicit(&free_entry->word, next_word(w, slot + 1), memory_order_release);
+    atomic_store_explicit(&free_entry->word, word, memory_order_release);
     return 0;
 }
 
@@ -269,26 +273,18 @@ static int key_confirmed(const tg_arena_t *a, uint32_t slot, const uint8_t hash[
 int64_t tg_account_lookup(const tg_arena_t *a, const uint8_t hash[32])
 {
     uint32_t mask = a->hdr->index_slots - 1;
+    uint64_t tag = entry_word(hash, 0) >> 32;
     for (uint32_t i = 0, pos = (uint32_t)hash_start(hash) & mask; i <= mask; i++, pos = (pos + 1) & mask) {
-        tg_index_entry_t *e = &a->index[pos];
-        uint64_t w1 = atomic_load_explicit(&e->word, memory_order_acquire);
-        uint32_t s = word_slot(w1);
+        uint64_t w = atomic_load_explicit(&a->index[pos].word, memory_order_acquire);
+        uint32_t s = word_slot(w);
         if (s == TG_INDEX_EMPTY)
             return -1;
-        if (s == TG_INDEX_DELETED)
+        if (s == TG_INDEX_DELETED || w >> 32 != tag)
             continue;
-        int same = memcmp(e->hash, hash, 32) == 0;
-        atomic_thread_fence(memory_order_acquire);
-        if (atomic_load_explicit(&e->word, memory_order_relaxed) != w1) {
-            i = (uint32_t)-1; /* the entry changed under us: probe again from the start */
-            pos = ((uint32_t)hash_start(hash) - 1) & mask;
-            continue;
-        }
-        if (!same)
-            continue;
-        if (!key_confirmed(a, s - 1, hash))
-            return -1;
-        return (int64_t)(s - 1);
+        /* the slot is the authority: an entry read while the persister rewrote it, or another
+         * key with the same tag, fails here and the probe goes on */
+        if (key_confirmed(a, s - 1, hash))
+            return (int64_t)(s - 1);
     }
     return -1;
 }

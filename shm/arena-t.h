@@ -109,9 +109,9 @@ typedef struct tg_heap_block {
     uint32_t len; /* payload bytes */
 } tg_heap_block_t;
 
-/* Reservation journal (credit.h): one lane per process that reserves credit. */
+/* Reservation journal (credit.h): one lane per process that reserves credit; each lane holds
+ * hdr->lane_holds reservations (arena.max_inflight_per_worker) and takes hdr->lane_size bytes. */
 #define TG_LANES 128u
-#define TG_LANE_HOLDS 8192u
 typedef struct tg_hold {
     _Atomic uint32_t state; /* TG_HOLD_FREE / TG_HOLD_ACTIVE */
     uint32_t slot;
@@ -124,7 +124,7 @@ typedef struct tg_lane {
     _Atomic uint64_t start_ticks; /* the owner's start time (/proc/PID/stat field 22): tells a reused pid */
     _Atomic uint64_t reclaimed;   /* holds reclaimed from dead owners over the lane's life */
     uint8_t _pad[40];
-    tg_hold_t holds[TG_LANE_HOLDS];
+    tg_hold_t holds[]; /* hdr->lane_holds of them */
 } __attribute__((aligned(64))) tg_lane_t;
 
 /* What a reservation's request is, kept beside the lane entry with the same (lane, index) in the
@@ -160,12 +160,13 @@ typedef struct tg_rr_cursor {
     _Atomic uint64_t next;
 } tg_rr_cursor_t;
 
-/* Key index entry: SHA-256 of an API key → account slot. Open addressing, linear probing.
- * `word` packs a generation (high 32 bits) and slot+1 (low 32 bits; 0 empty, UINT32_MAX deleted),
- * so a reader that raced a rewrite sees the word change and retries. */
+/* Key index entry: SHA-256 of an API key → account slot. Open addressing, linear probing; one
+ * atomic word per entry, eight to a cache line: a tag (bytes 8..11 of the digest; bytes 0..7 pick
+ * the start position) in the high 32 bits, slot+1 in the low 32 bits (0 empty, UINT32_MAX
+ * deleted). The digest itself is only in the account slot, which confirms every match, so a
+ * lookup reads about one index line and one account line. */
 typedef struct tg_index_entry {
     _Atomic uint64_t word;
-    uint8_t hash[32];
 } tg_index_entry_t;
 
 #define TG_INDEX_EMPTY 0u
@@ -229,7 +230,7 @@ typedef struct tg_arena_hdr {
     _Atomic uint64_t ring_skipped; /* claims abandoned by dead producers */
     /* quota engine regions (shm/policy.h, credit.h, keypool.h) */
     uint64_t heap_bytes;
-    uint32_t mlim_slots, n_lanes, lane_holds, policy_buf_size, cursor_slots, _pad1;
+    uint32_t mlim_slots, n_lanes, lane_holds, policy_buf_size, cursor_slots, lane_size;
     uint64_t off_heap, off_mlim, off_lanes, off_policy, off_cursors;
     uint64_t off_flights; /* n_lanes x lane_holds tg_flight_t */
     uint32_t flight_size, _pad3;

@@ -55,7 +55,8 @@ static void layout(tg_arena_hdr_t *h, const tg_arena_sizes_t *sizes)
     h->heap_bytes = align_up((uint64_t)h->max_accounts * TG_HEAP_BYTES_PER_ACCOUNT + TG_HEAP_BYTES_BASE, 4096);
     h->mlim_slots = h->max_accounts / 8 + 4096;
     h->n_lanes = TG_LANES;
-    h->lane_holds = TG_LANE_HOLDS;
+    h->lane_holds = sizes->lane_holds ? sizes->lane_holds : TG_LANE_HOLDS_DEFAULT;
+    h->lane_size = (uint32_t)align_up(sizeof(tg_lane_t) + (uint64_t)h->lane_holds * sizeof(tg_hold_t), 64);
     h->policy_buf_size = TG_POLICY_BUF_SIZE;
     h->cursor_slots = pow2_at_least((uint64_t)h->max_upstreams * 2 < 64 ? 64 : (uint64_t)h->max_upstreams * 2);
     h->off_heap = off;
@@ -63,7 +64,7 @@ static void layout(tg_arena_hdr_t *h, const tg_arena_sizes_t *sizes)
     h->off_mlim = off;
     off = align_up(off + (uint64_t)h->mlim_slots * sizeof(tg_mlim_state_t), 4096);
     h->off_lanes = off;
-    off = align_up(off + (uint64_t)h->n_lanes * sizeof(tg_lane_t), 4096);
+    off = align_up(off + (uint64_t)h->n_lanes * h->lane_size, 4096);
     h->off_policy = off;
     off = align_up(off + 2 * (uint64_t)h->policy_buf_size, 4096);
     h->off_cursors = off;
@@ -90,6 +91,7 @@ static int header_matches(const tg_arena_hdr_t *have, const tg_arena_hdr_t *want
            have->index_entry_size == want->index_entry_size && have->upstream_size == want->upstream_size &&
            have->ring_slot_size == want->ring_slot_size && have->heap_bytes == want->heap_bytes &&
            have->mlim_slots == want->mlim_slots && have->n_lanes == want->n_lanes && have->lane_holds == want->lane_holds &&
+           have->lane_size == want->lane_size &&
            have->policy_buf_size == want->policy_buf_size && have->cursor_slots == want->cursor_slots &&
            have->off_heap == want->off_heap && have->off_cursors == want->off_cursors &&
            have->flight_size == want->flight_size && have->off_flights == want->off_flights;

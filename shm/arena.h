@@ -11,7 +11,10 @@ typedef struct tg_arena_sizes {
     uint32_t max_accounts;
     uint32_t max_upstreams;
     uint32_t ring_slots; /* power of two */
+    uint32_t lane_holds; /* reservations in flight per process (credit.h); 0 = TG_LANE_HOLDS_DEFAULT */
 } tg_arena_sizes_t;
+
+#define TG_LANE_HOLDS_DEFAULT 8192u
 
 /** Maps PATH. An existing file is re-attached when its header matches SIZES and the layout
  * version; otherwise (absent, or mismatched) it is created anew and *created is set to 1.

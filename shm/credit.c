@@ -146,7 +146,7 @@ size_t tg_credit_reap(tg_arena_t *a)
     size_t released = 0;
     pid_t me = getpid();
     for (uint32_t i = 0; i < a->hdr->n_lanes; i++) {
-        tg_lane_t *lane = &a->lanes[i];
+        tg_lane_t *lane = tg_lane_at(a, i);
         uint64_t w = atomic_load(&lane->owner);
         if (w == 0)
             continue;
@@ -207,7 +207,7 @@ static int lane_claim(tg_arena_t *a, struct tg_credit_local *L)
     uint64_t ticks = proc_start(me, NULL);
     for (int round = 0; round < 2; round++) {
         for (uint32_t i = 0; i < a->hdr->n_lanes; i++) {
-            tg_lane_t *lane = &a->lanes[i];
+            tg_lane_t *lane = tg_lane_at(a, i);
             uint64_t expect = 0;
             if (atomic_load_explicit(&lane->owner, memory_order_relaxed) != 0 ||
                 !atomic_compare_exchange_strong(&lane->owner, &expect, TG_LANE_OWNED | (uint64_t)(uint32_t)me))
@@ -261,7 +261,7 @@ void tg_credit_detach(tg_arena_t *a)
     if (!L)
         return;
     if (L->pid == getpid() && a->hdr && L->base == a->base && L->lane != TG_LANE_NONE && L->n_free == a->hdr->lane_holds) {
-        tg_lane_t *lane = &a->lanes[L->lane];
+        tg_lane_t *lane = tg_lane_at(a, L->lane);
         atomic_store(&lane->start_ticks, 0);
         atomic_store(&lane->owner, 0);
     }
@@ -301,7 +301,7 @@ int tg_credit_reserve(tg_arena_t *a, uint32_t slot, int64_t amount, const tg_cre
     if (!L || L->n_free == 0)
         return TG_CREDIT_BUSY;
     uint32_t idx = L->free_stack[--L->n_free];
-    tg_hold_t *h = &a->lanes[L->lane].holds[idx];
+    tg_hold_t *h = &tg_lane_at(a, L->lane)->holds[idx];
     h->slot = slot;
     h->amount = amount > 0 ? amount : 0;
     h->t_ms = t->now_ms;
@@ -346,7 +346,7 @@ void tg_credit_settle(tg_arena_t *a, tg_credit_hold_t *h, int64_t real, uint32_t
     atomic_fetch_sub_explicit(&acct->reserved, h->amount, memory_order_release); /* counters first ... */
     struct tg_credit_local *L = a->credit;
     if (L && L->pid == self_pid() && L->lane == h->lane) { /* ... then the journal entry */
-        atomic_store_explicit(&a->lanes[h->lane].holds[h->idx].state, TG_HOLD_FREE, memory_order_release);
+        atomic_store_explicit(&tg_lane_at(a, h->lane)->holds[h->idx].state, TG_HOLD_FREE, memory_order_release);
         L->free_stack[L->n_free++] = h->idx;
     }
     h->lane = TG_LANE_NONE;
@@ -403,7 +403,7 @@ void tg_quota_boot_check(tg_arena_t *a)
         for (int k = 0; k < TG_TAT_COUNT; k++)
             atomic_store(&a->mlim[i].tat[k], 0);
     for (uint32_t i = 0; i < a->hdr->n_lanes; i++) {
-        tg_lane_t *lane = &a->lanes[i];
+        tg_lane_t *lane = tg_lane_at(a, i);
         if (atomic_load(&lane->owner) == 0)
             continue;
         for (uint32_t j = 0; j < a->hdr->lane_holds; j++)

@@ -82,6 +82,12 @@ typedef struct tg_credit_terms {
                                      * a request, a zero amount is journalled too (free models) */
 } tg_credit_terms_t;
 
+/** Journal lane I (lanes are hdr->lane_size bytes apart: their capacity is set at creation). */
+static inline tg_lane_t *tg_lane_at(const tg_arena_t *a, uint32_t i)
+{
+    return (tg_lane_t *)((char *)a->lanes + (uint64_t)i * a->hdr->lane_size);
+}
+
 /** Reserves AMOUNT for the account in SLOT. TG_CREDIT_OK and *OUT, or the reason it was refused
  * (TG_CREDIT_BUSY: no journal room; answer 503). */
 int tg_credit_reserve(tg_arena_t *a, uint32_t slot, int64_t amount, const tg_credit_terms_t *terms, tg_credit_hold_t *out);

@@ -11,6 +11,12 @@
 #include "store/record.h"
 #include "store/store-i.h"
 
+const char *const tg_acctrec_inherited[] = {"Level",    "Gear",        "Role",        "Tier",      "Factor",      "Rates",
+                                            "RPM",      "RPH",         "RPD",         "TPM",       "TPH",         "TPD",
+                                            "AllowIPs", "AllowModels", "AllowLevels", "Resources", "ModelMapper", "LevelMapper",
+                                            "ModelLimits", "ChildLimit"};
+const size_t tg_acctrec_n_inherited = sizeof(tg_acctrec_inherited) / sizeof(tg_acctrec_inherited[0]);
+
 json_t *tg_acctrec_new(const tg_acctrec_init_t *in, time_t now)
 {
     uint8_t hash[32];

@@ -30,6 +30,11 @@ typedef struct tg_acctrec_init {
     size_t key_len;
 } tg_acctrec_init_t;
 
+/** Fields a child copies from its parent on creation (api-compat 1.6): the Manage API and
+ * `tollgate admin import` both use this list. */
+extern const char *const tg_acctrec_inherited[];
+extern const size_t tg_acctrec_n_inherited;
+
 /** A new account record with counters at zero and CreatedAt = UpdatedAt = NOW. NULL when out of memory. */
 json_t *tg_acctrec_new(const tg_acctrec_init_t *init, time_t now);
 /** Adds keyhash[HASH] = ID to BATCH. */

@@ -82,12 +82,6 @@ static const fdef_t g_fields[] = {
 };
 #define N_FIELDS (sizeof(g_fields) / sizeof(g_fields[0]))
 
-/* Fields a child copies from its parent on creation (api-compat 1.6). */
-static const char *const g_inherited[] = {"Level",    "Gear",        "Role",        "Tier",      "Factor",      "Rates",
-                                          "RPM",      "RPH",         "RPD",         "TPM",       "TPH",         "TPD",
-                                          "AllowIPs", "AllowModels", "AllowLevels", "Resources", "ModelMapper", "LevelMapper",
-                                          "ModelLimits", "ChildLimit"};
-
 #define CHILD_LIMIT_UNLIMITED 88888888
 #define RATES_MAX 1000.0
 #define INT_FIELD_MAX 2000000000LL
@@ -748,10 +742,10 @@ void tg_api_users_create(tg_api_req_t *r)
                               .key = key,
                               .key_len = TG_KEY_LEN};
     nr = tg_acctrec_new(&init, t.now);
-    for (size_t i = 0; nr && i < sizeof(g_inherited) / sizeof(g_inherited[0]); i++) {
-        json_t *pv = json_object_get(parent, g_inherited[i]);
+    for (size_t i = 0; nr && i < tg_acctrec_n_inherited; i++) {
+        json_t *pv = json_object_get(parent, tg_acctrec_inherited[i]);
         if (pv)
-            json_object_set_new(nr, g_inherited[i], json_deep_copy(pv));
+            json_object_set_new(nr, tg_acctrec_inherited[i], json_deep_copy(pv));
     }
     if (nr && !json_object_get(nr, "ChildLimit"))
         json_object_set_new(nr, "ChildLimit", json_integer(CHILD_LIMIT_UNLIMITED));

@@ -10,12 +10,61 @@
 #include "store/store-i.h"
 #include "store/txn.h"
 
-static ssize_t find(tg_store_t *s, uint64_t id)
+/* ---- the index: id → position in ids/at (a million accounts with cards are noted at start) ---- */
+
+static size_t home(const tg_store_t *s, uint64_t id)
 {
+    return (size_t)((id * 0x9e3779b97f4a7c15ULL) >> 17) & s->expiry.mask;
+}
+
+/* Index entry of ID (its position + 1 is stored there), or of the empty entry where it would go. */
+static size_t probe(const tg_store_t *s, uint64_t id)
+{
+    size_t e = home(s, id);
+    while (s->expiry.index[e] != 0 && s->expiry.ids[s->expiry.index[e] - 1] != id)
+        e = (e + 1) & s->expiry.mask;
+    return e;
+}
+
+static ssize_t find(const tg_store_t *s, uint64_t id)
+{
+    if (s->expiry.index == NULL)
+        return -1;
+    uint32_t v = s->expiry.index[probe(s, id)];
+    return v ? (ssize_t)v - 1 : -1;
+}
+
+/* Empties index entry E and moves later entries of its cluster back (linear-probing deletion). */
+static void index_delete(tg_store_t *s, size_t e)
+{
+    size_t mask = s->expiry.mask;
+    s->expiry.index[e] = 0;
+    for (size_t j = (e + 1) & mask; s->expiry.index[j] != 0; j = (j + 1) & mask) {
+        size_t h = home(s, s->expiry.ids[s->expiry.index[j] - 1]);
+        /* the entry at J may move to E when E lies cyclically in [H, J) */
+        if (((j - h) & mask) >= ((j - e) & mask)) {
+            s->expiry.index[e] = s->expiry.index[j];
+            s->expiry.index[j] = 0;
+            e = j;
+        }
+    }
+}
+
+/* Rebuilds the index for CAP positions. 0, or -1 out of memory. */
+static int index_rebuild(tg_store_t *s, size_t cap)
+{
+    size_t size = 1;
+    while (size < cap * 2)
+        size <<= 1;
+    uint32_t *index = calloc(size, sizeof(*index));
+    if (index == NULL)
+        return -1;
+    free(s->expiry.index);
+    s->expiry.index = index;
+    s->expiry.mask = size - 1;
     for (size_t i = 0; i < s->expiry.n; i++)
-        if (s->expiry.ids[i] == id)
-            return (ssize_t)i;
-    return -1;
+        s->expiry.index[probe(s, s->expiry.ids[i])] = (uint32_t)(i + 1);
+    return 0;
 }
 
 void tg_expiry_forget(tg_store_t *s, uint64_t id)
@@ -23,9 +72,14 @@ void tg_expiry_forget(tg_store_t *s, uint64_t id)
     ssize_t i = find(s, id);
     if (i < 0)
         return;
+    index_delete(s, probe(s, id));
     s->expiry.n--;
-    s->expiry.ids[i] = s->expiry.ids[s->expiry.n];
-    s->expiry.at[i] = s->expiry.at[s->expiry.n];
+    if ((size_t)i != s->expiry.n) { /* the last one takes its place */
+        uint64_t moved = s->expiry.ids[s->expiry.n];
+        s->expiry.index[probe(s, moved)] = (uint32_t)(i + 1);
+        s->expiry.ids[i] = moved;
+        s->expiry.at[i] = s->expiry.at[s->expiry.n];
+    }
 }
 
 static void set_at(tg_store_t *s, uint64_t id, int64_t at)
@@ -45,11 +99,14 @@ static void set_at(tg_store_t *s, uint64_t id, int64_t at)
         if (at2 == NULL)
             return;
         s->expiry.at = at2;
+        if (index_rebuild(s, cap) != 0)
+            return;
         s->expiry.cap = cap;
     }
     s->expiry.ids[s->expiry.n] = id;
     s->expiry.at[s->expiry.n] = at;
     s->expiry.n++;
+    s->expiry.index[probe(s, id)] = (uint32_t)s->expiry.n;
 }
 
 void tg_expiry_note(tg_store_t *s, const json_t *rec)
@@ -69,22 +126,6 @@ void tg_expiry_note(tg_store_t *s, const json_t *rec)
         tg_expiry_forget(s, id);
     else
         set_at(s, id, best);
-}
-
-static int load_one(void *ud, const char *key, size_t klen, const char *val, size_t vlen)
-{
-    tg_store_t *s = ud;
-    json_t *rec = json_loadb(val, vlen, 0, NULL);
-    if (rec && json_array_size(json_object_get(rec, "CreditBalance")) > 0)
-        tg_expiry_note(s, rec);
-    json_decref(rec);
-    return 0;
-}
-
-int tg_expiry_load(tg_store_t *s)
-{
-    s->expiry.n = 0;
-    return tg_store_each(s, TG_CF_ACCOUNTS, load_one, s);
 }
 
 int tg_expiry_run(tg_store_t *s, tg_arena_t *arena, int64_t now)

@@ -2,7 +2,8 @@
  * retention of raw usage rows.
  *
  * Expiry: the store keeps, in memory, the earliest card expiry of every account that holds cards
- * (filled at start from the accounts, updated after each management write and expiry run). The
+ * (filled at start by the publication walk over the accounts, store/publish.c, updated after each
+ * management write and expiry run). The
  * job (every TG_EXPIRY_INTERVAL_MS) looks only at accounts whose time has come: it writes off what
  * their expired cards still held (an `expiry` ledger entry per card, one WriteBatch per account),
  * consolidates their cards and publishes the balance change into the arena.
@@ -28,8 +29,6 @@
 void tg_expiry_note(tg_store_t *s, const json_t *rec);
 /** Forgets account ID. */
 void tg_expiry_forget(tg_store_t *s, uint64_t id);
-/** Fills the expiry table from every stored account. 0, or -1 (logged). */
-int tg_expiry_load(tg_store_t *s);
 /** Runs the expiry job for accounts due at NOW (seconds). ARENA may be NULL. Returns the number
  * of accounts changed, or -1 when a write failed (logged; retried next run). */
 int tg_expiry_run(tg_store_t *s, tg_arena_t *arena, int64_t now);

@@ -138,8 +138,6 @@ int tg_persister_run(const tg_persister_args_t *a)
     }
     tg_store_set_runtime(store, a->master_key, cfg);
     verify_at_start(store);
-    if (tg_expiry_load(store) != 0)
-        tg_warn("persister: could not read every account's cards for the expiry job (see above)");
     /* Listen first, then publish: persister_ready = 1 tells workers the socket is there too. */
     if (tg_server_open(&srv, a->socket_path, store, a->arena, &err) != 0) {
         tg_error("persister: %s", err ? err : "cannot listen");

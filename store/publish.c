@@ -16,6 +16,7 @@
 #include "shm/policy.h"
 #include "shm/upstreams.h"
 #include "store/account_rec.h"
+#include "store/expiry.h"
 #include "store/record.h"
 #include "store/store-i.h"
 #include "store/upstream_rec.h"
@@ -29,6 +30,7 @@ typedef struct region {
     uint64_t (*id_at)(const tg_arena_t *a, uint32_t slot); /* 0 when the slot is unused */
     int (*publish)(tg_arena_t *a, const tg_slotmap_t *map, uint32_t slot, const json_t *rec);
     void (*unpublish)(tg_arena_t *a, uint32_t slot);
+    void (*loaded)(tg_store_t *s, const json_t *rec); /* every readable record, published or not (may be NULL) */
 } region_t;
 
 static uint32_t account_capacity(const tg_arena_t *a)
@@ -133,6 +135,7 @@ static const region_t g_accounts = {
     .id_at = account_id_at,
     .publish = account_publish,
     .unpublish = tg_account_unpublish,
+    .loaded = tg_expiry_note, /* the card-expiry list is filled from the same walk: one parse per record */
 };
 static const region_t g_upstreams = {
     .what = "upstream key",
@@ -145,6 +148,7 @@ static const region_t g_upstreams = {
 };
 
 typedef struct walk {
+    tg_store_t *s;
     const region_t *r;
     tg_arena_t *arena;
     tg_slotmap_t *map;
@@ -158,7 +162,10 @@ static int publish_record(void *ud, const char *key, size_t klen, const char *va
     uint64_t id = klen == 8 ? tg_be64_get((const uint8_t *)key) : 0;
     json_t *rec = id ? json_loadb(val, vlen, 0, NULL) : NULL;
     int64_t slot = -1;
-    if (!tg_rec_id_matches(rec, id)) {
+    int readable = tg_rec_id_matches(rec, id);
+    if (readable && w->r->loaded)
+        w->r->loaded(w->s, rec);
+    if (!readable) {
         tg_error("publish: %s record %llu is unreadable; skipped", w->r->what, (unsigned long long)id);
     } else if ((slot = tg_slotmap_assign(w->map, id)) < 0) {
         tg_error("publish: no free arena slot for %s %llu (the arena holds %u; raise the limit in the config)", w->r->what,
@@ -196,7 +203,7 @@ static int publish_region(tg_store_t *s, tg_arena_t *arena, const region_t *r)
         if (id != 0 && tg_slotmap_set(map, slot, id) != 0)
             r->unpublish(arena, slot); /* a duplicate of an id already adopted */
     }
-    walk_t w = {r, arena, map, calloc(cap ? cap : 1, 1), 0, 0};
+    walk_t w = {s, r, arena, map, calloc(cap ? cap : 1, 1), 0, 0};
     if (w.seen == NULL) {
         tg_error("publish: out of memory");
         return -1;

@@ -15,6 +15,12 @@ int64_t tg_rec_i64(const json_t *obj, const char *name, int64_t def)
     return json_is_integer(v) ? (int64_t)json_integer_value(v) : def;
 }
 
+double tg_rec_f64(const json_t *obj, const char *name, double def)
+{
+    json_t *v = json_object_get(obj, name);
+    return json_is_number(v) ? json_number_value(v) : def;
+}
+
 int tg_rec_bool(const json_t *obj, const char *name, int def)
 {
     json_t *v = json_object_get(obj, name);

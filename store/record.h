@@ -12,6 +12,8 @@
 uint64_t tg_rec_u64(const json_t *obj, const char *name, uint64_t def);
 /** Signed integer field, or DEF. */
 int64_t tg_rec_i64(const json_t *obj, const char *name, int64_t def);
+/** Number field (integer or real), or DEF. */
+double tg_rec_f64(const json_t *obj, const char *name, double def);
 /** Boolean field, or DEF. */
 int tg_rec_bool(const json_t *obj, const char *name, int def);
 /** String field (borrowed from OBJ), or DEF. */

@@ -46,11 +46,14 @@ struct tg_store {
     rocksdb_writebatch_t *batch;
     tg_day_cache_t day;
 
-    /* expiry.c: accounts holding cards that will expire (id → earliest expiry, unsorted) */
+    /* expiry.c: accounts holding cards that will expire (id → earliest expiry, unsorted), and an
+     * open-addressed index id → position + 1 (linear probing, 0 empty) sized 2 × cap */
     struct {
         uint64_t *ids;
         int64_t *at;
         size_t n, cap;
+        uint32_t *index;
+        size_t mask;
     } expiry;
 
     /* runtime settings (tg_store_set_runtime) */

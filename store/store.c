@@ -254,6 +254,7 @@ void tg_store_close(tg_store_t *s)
     explicit_bzero(s->master_key, sizeof(s->master_key));
     free(s->expiry.ids);
     free(s->expiry.at);
+    free(s->expiry.index);
     if (s->batch)
         rocksdb_writebatch_destroy(s->batch);
     tg_foldmap_dispose(&s->fold_rollups);

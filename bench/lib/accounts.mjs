@@ -11,15 +11,25 @@
 //       D more levels below PARENT, each granted credit and an RPM limit (default: one that is
 //       checked on every request but never reached); prints the deepest account's key
 //   node accounts.mjs bulk --url URL --key PARENT_KEY --n N --out FILE [--rpm R] [--concurrency 32]
-//       N children of PARENT, their keys one a line in FILE (S4: many accounts; S5: --n 1 --rpm R)
-import { writeFileSync } from 'node:fs';
+//       N children of PARENT, their keys one a line in FILE (S5: --n 1 --rpm R)
+//   node accounts.mjs import-file --url URL --key PARENT_KEY --n N --out FILE [--rpm R]
+//       the same N children as lines of a `tollgate admin import` file (S4: up to a million
+//       accounts, imported while tollgate is stopped; the API creates about a thousand a second)
+//   node accounts.mjs keys --in KEYS_OUT --out FILE
+//       the SecretKey of every line of an import's --keys-out file, one a line in FILE
+import { createWriteStream, readFileSync, writeFileSync } from 'node:fs';
 
 const [cmd, ...rest] = process.argv.slice(2);
 const opt = {};
 for (let i = 0; i < rest.length; i += 2) opt[rest[i].replace(/^--/, '')] = rest[i + 1];
 const { url, key } = opt;
-if (!url || !key || !['owner', 'chain', 'bulk'].includes(cmd)) {
-  console.error('usage: accounts.mjs owner|chain|bulk --url URL --key KEY [...] (see the top of this file)');
+if (cmd === 'keys') {
+  const lines = readFileSync(opt.in, 'utf8').split('\n').filter(Boolean);
+  writeFileSync(opt.out, lines.map((l) => JSON.parse(l).SecretKey).join('\n') + '\n');
+  process.exit(0);
+}
+if (!url || !key || !['owner', 'chain', 'bulk', 'import-file'].includes(cmd)) {
+  console.error('usage: accounts.mjs owner|chain|bulk|import-file --url URL --key KEY [...], keys --in F --out F (see the top of this file)');
   process.exit(2);
 }
 
@@ -53,6 +63,17 @@ if (cmd === 'owner') {
   for (let level = 1; level <= Number(opt.depth || 2); level++, credit /= 10)
     k = await createChild(k, `bench-${stamp}-l${level}`, credit, Number(opt.rpm || HIGH_RPM));
   console.log(k);
+} else if (cmd === 'import-file') {
+  const res = await fetch(`${url}/dashboard/status`, { headers: { Authorization: `Bearer ${key}` } });
+  const parent = (await res.json())?.id;
+  if (!res.ok || !parent) throw new Error(`GET /dashboard/status: HTTP ${res.status}: no id`);
+  const n = Number(opt.n), rpm = Number(opt.rpm || HIGH_RPM);
+  const out = createWriteStream(opt.out);
+  for (let i = 0; i < n; i++) {
+    const line = JSON.stringify({ Name: `bench-${stamp}-${i}`, Email: `bench-${stamp}-${i}@bench.invalid`, Parent: parent, CreditGranted: 5, RPM: rpm });
+    if (!out.write(line + '\n')) await new Promise((r) => out.once('drain', r));
+  }
+  await new Promise((r) => out.end(r));
 } else {
   const n = Number(opt.n), conc = Number(opt.concurrency || 32), rpm = Number(opt.rpm || HIGH_RPM);
   const keys = new Array(n);

@@ -132,6 +132,7 @@ const s6Under = of('S6', (r) => r.phase === 'under_s1').map((r) => ({
 }));
 const s6Alone = of('S6', (r) => r.phase === 'persister_alone')[0]?.data || null;
 const s6Disk = of('S6', (r) => r.phase === 'disk')[0]?.data || null;
+const s6Spread = of('S6', (r) => r.phase === 'persister_spread' && r.data?.records_per_s !== undefined);
 const bytesPerRecord = s6Disk && s6Disk.records ? s6Disk.db_bytes / s6Disk.records : null;
 
 // ---- S7 -------------------------------------------------------------------------------------
@@ -325,6 +326,8 @@ if (s3.length) {
 }
 
 md.push('## S6: persister', '');
+if (s6Spread.length) md.push('**Persister alone, records spread over many accounts** (after each S4 point: records round-robin over every account, 1,000 nano-dollars each, so each batch rewrites the record, cards and ledger of every account it holds):', '',
+  table(['accounts', 'records', 'records/s'], s6Spread.map((r) => [int(r.accounts), int(r.data.records), int(r.data.records_per_s)])), '');
 if (s6Alone) md.push(`**Persister alone:** ${int(s6Alone.records)} usage records pushed straight into the ring of an idle tollgate were stored in RocksDB at **${int(s6Alone.records_per_s)} records/s** (${num(s6Alone.seconds, 2)} s, the injector waited ${int(s6Alone.full_waits)} times on a full ring).`, '');
 if (s6Disk) md.push(`**Disk:** ${int(s6Disk.records)} usage records in data/db take ${num(s6Disk.db_bytes / 2 ** 20, 1)} MiB after the stop = ${int(bytesPerRecord)} bytes per record (WAL and uncompacted files included) ≈ ${num((bytesPerRecord * 1e6) / 2 ** 30, 2)} GiB per million records.`, '');
 if (s6Under.length) {
@@ -350,7 +353,7 @@ for (const sc of ['S4', 'S5']) {
 if (s4Rows.length) {
   md.push('**S4: many accounts** (wrk, c = 64, each request with the next key of N accounts of one owner)', '');
   const us = (r, ticks) => (ticks === undefined ? null : ((ticks / (r.clk_tck || 100)) * 1e6) / r.data.requests);
-  md.push(table(['accounts', 'RPS', '× one account', 'p99 ms', 'CPU µs/req (all)', 'of which worker', 'arena MiB', 'created in s'], s4Rows.map((r) => [int(r.accounts), int(r.data.rps), num(ratio(r.data.rps, s4Base)),
+  md.push(table(['accounts', 'RPS', '× one account', 'p99 ms', 'CPU µs/req (all)', 'of which worker', 'arena MiB', 'import + restart s'], s4Rows.map((r) => [int(r.accounts), int(r.data.rps), num(ratio(r.data.rps, s4Base)),
     num(r.data.latency_ms?.p99, 3), num(us(r, r.cpu_ticks), 1), num(us(r, r.worker_cpu_ticks), 1), num((r.arena_bytes ?? 0) / 2 ** 20, 0), int(r.create_seconds)])), '');
 }
 for (const r of of('S4').filter((x) => x.data?.skipped || x.data?.failed)) md.push(`* S4 ${int(r.accounts)} accounts: ${r.data.skipped ? 'skipped' : 'failed'} — ${r.data.skipped || r.data.failed}.`);
@@ -361,7 +364,7 @@ md.push('');
 if (micro.length) {
   md.push('## M: arena micro-benchmarks', '');
   md.push('ns per operation, each operation dependent on the previous one (latency, not pipelined throughput); operands are random keys/slots spread over the whole arena, so large arenas miss the CPU caches and TLB as live traffic does. N processes run the same loop at once on the shared arena.', '');
-  const ops = ['key_lookup', 'key_miss', 'seqlock_read', 'reserve_settle', 'gcra_check', 'ring_push'];
+  const ops = ['key_hash', 'key_lookup', 'key_auth', 'key_miss', 'seqlock_read', 'reserve_settle', 'gcra_check', 'ring_push'];
   const accs = [...new Set(micro.filter((m) => m.ns_per_op !== undefined && m.bench !== 'publish').map((m) => m.accounts))];
   const procs = [...new Set(micro.filter((m) => m.procs).map((m) => m.procs))].sort();
   const rows = [];
@@ -370,6 +373,7 @@ if (micro.length) {
     if (v !== null) rows.push([op, int(a), p, num(v, 1)]);
   }
   md.push(table(['operation', 'accounts', 'processes', 'ns/op'], rows), '');
+  if (micro.some((m) => m.bench === 'key_auth')) md.push('* key_hash: the SHA-256 of a 51-character key (tg_key_hash); key_lookup: digest → slot (tg_account_lookup, the digest given); key_auth: both, what authenticating a request costs.');
   if (!micro.some((m) => m.bench === 'reserve_settle')) md.push('* reserve+settle and the GCRA check: **pending** (not in this build\'s tgcore).');
   else md.push('* reserve_settle: tg_credit_reserve + tg_credit_settle on a random account (with 1 account, every process on the same one); gcra_check: clock_gettime + tg_gcra_take on one RPM limit shared by all processes.');
   const sizes = micro.filter((m) => m.bench === 'arena_bytes');
@@ -436,7 +440,7 @@ writeFileSync(path.join(outDir, `${stamp}.md`), mdText);
 if (!partial) writeFileSync(path.join(outDir, 'latest.md'), mdText);
 writeFileSync(path.join(outDir, `${stamp}.json`), JSON.stringify({
   stamp, quick, governance, machine, pinning, versions, meta,
-  derived: { capacity: cap, s1: s1Derived, s2, s3, s6: { under_s1: s6Under, persister_alone: s6Alone, disk: s6Disk, bytes_per_record: bytesPerRecord }, s7: { rungs: s7, frontier: s7Frontier }, targets: targets.map(([figure, target, measured, status]) => ({ figure, target, measured, status })), profile: { by_dso: perfDso, top: perfTop } },
+  derived: { capacity: cap, s1: s1Derived, s2, s3, s6: { under_s1: s6Under, persister_alone: s6Alone, persister_spread: s6Spread.map((r) => ({ accounts: r.accounts, ...r.data })), disk: s6Disk, bytes_per_record: bytesPerRecord }, s7: { rungs: s7, frontier: s7Frontier }, targets: targets.map(([figure, target, measured, status]) => ({ figure, target, measured, status })), profile: { by_dso: perfDso, top: perfTop } },
   records,
 }, null, 1) + '\n');
 console.error(`report: ${path.join(outDir, stamp)}.{md,json}${partial ? '' : ', latest.md'}, ${Object.keys(plots).length} plots`);

@@ -21,7 +21,7 @@ start_mock() {
   spawn "$name" "$SYS_CPUS" "$TG_MOCK" --host 127.0.0.1 --port 0 --quiet "$@"
   local i
   for i in $(seq 100); do
-    MOCK_PORT=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$RUN_DIR/$name.log")
+    MOCK_PORT=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$RUN_DIR/$name.log" 2>/dev/null || true) # the log may not exist yet
     [ -n "$MOCK_PORT" ] && return 0
     sleep 0.05
   done
@@ -86,20 +86,35 @@ keys:
     provider: http://127.0.0.1:$mock_port
     secret: "$MOCK_SECRET"
 EOF
-  TOLLGATE_ROOT_KEY=$ROOT_KEY spawn tollgate "$SYS_CPUS" "$TG_BIN" -c "$dir/tollgate.yaml"
-  SYS_ROOT_PID=${PROC_PID[tollgate]}
-  local i
-  for i in $(seq 200); do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$SYS_PORT/healthz" 2>/dev/null)" = 200 ] && break
-    kill -0 "$SYS_ROOT_PID" 2>/dev/null || die "tollgate exited at start (logs: $RUN_DIR/tollgate.log, $dir/error.log)"
-    sleep 0.05
-  done
-  [ "$i" -lt 200 ] || die "tollgate was not ready within 10 s (logs: $RUN_DIR/tollgate.log, $dir/error.log)"
+  launch_tollgate 10
   SYS_H2C_PORT=$SYS_PORT
   TG_ARENA=$dir/data/arena.tg
-  TG_WORKER_PIDS=$(sed -n 's/.*started worker [0-9]* (pid \([0-9]*\)).*/\1/p' "$dir/error.log" | tr '\n' ' ')
   setup_accounts "http://127.0.0.1:$SYS_PORT" "$mock_port"
   SYS_HEADERS=("Authorization: Bearer $BENCH_KEY")
+}
+
+# launch_tollgate SECONDS: starts tollgate on $TG_DIR's config and waits up to SECONDS for /healthz
+# (a store of a million accounts takes a while to publish into the arena)
+launch_tollgate() {
+  local i tries=$(( $1 * 20 ))
+  TOLLGATE_ROOT_KEY=$ROOT_KEY spawn tollgate "$SYS_CPUS" "$TG_BIN" -c "$TG_DIR/tollgate.yaml"
+  SYS_ROOT_PID=${PROC_PID[tollgate]}
+  for i in $(seq "$tries"); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$SYS_PORT/healthz" 2>/dev/null)" = 200 ] && break
+    kill -0 "$SYS_ROOT_PID" 2>/dev/null || die "tollgate exited at start (logs: $RUN_DIR/tollgate.log, $TG_DIR/error.log)"
+    sleep 0.05
+  done
+  [ "$i" -lt "$tries" ] || die "tollgate was not ready within $1 s (logs: $RUN_DIR/tollgate.log, $TG_DIR/error.log)"
+  TG_WORKER_PIDS=$(sed -n 's/.*started worker [0-9]* (pid \([0-9]*\)).*/\1/p' "$TG_DIR/error.log" | tr '\n' ' ')
+}
+
+# import_tollgate FILE KEYS_OUT: stops the running tollgate, creates FILE's accounts with
+# `tollgate admin import` (the bulk path: the store is written directly) and starts it again
+import_tollgate() {
+  stop_proc tollgate
+  mv -f "$TG_DIR/error.log" "$TG_DIR/error.log.before-import"
+  "$TG_BIN" admin import "$1" --keys-out "$2" -c "$TG_DIR/tollgate.yaml" >>"$RUN_DIR/accounts.log" 2>&1 || return 1
+  launch_tollgate 120
 }
 
 # Governance for tollgate's runs (benchmarks.md: sub-accounts several levels deep, limits and

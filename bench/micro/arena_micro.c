@@ -4,7 +4,10 @@
  * Builds a private arena file (never tollgate's own), publishes N accounts, then times the hot-path
  * primitives with 1 process and with P processes running the same loop at once (fork; the arena is
  * MAP_SHARED, exactly as in tollgate's workers):
+ *   key_hash      tg_key_hash() of a random existing API key (the SHA-256 every request computes)
  *   key_lookup    tg_account_lookup() of a random existing key (SHA-256 digest -> slot)
+ *   key_auth      both: tg_key_hash() then tg_account_lookup(), what a request's authentication costs
+ *                 (the key texts are prefetched: a request's key is in cache, read from its headers)
  *   key_miss      tg_account_lookup() of an unknown key
  *   seqlock_read  tg_account_read() of a random slot (the seqlock-protected settings copy)
  *   ring_push     tg_ring_push() of a realistic usage record into an empty ring (producers contend on
@@ -27,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/keyhash.h"
 #include "shm/accounts.h"
 #include "shm/arena.h"
 #include "shm/credit.h"
@@ -50,20 +54,31 @@ static uint64_t rng(void) /* xorshift64* */
     return rng_state * 0x2545f4914f6cdd1dULL;
 }
 
-/* The key digest of account I: pseudo-random bytes (a SHA-256 digest is uniform too). */
-static void key_of(uint32_t i, uint8_t out[32])
+/* The API key of account I (sk-Xvs form, pseudo-random characters) and its digest, the SHA-256 of
+ * the key as tollgate indexes it. */
+static void key_text(uint32_t i, char out[TG_KEY_LEN + 1])
 {
+    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     uint64_t s = 0x51ed270b27a1f0c3ULL ^ ((uint64_t)i * 0x9e3779b97f4a7c15ULL);
-    for (int k = 0; k < 4; k++) {
+    memcpy(out, TG_KEY_PREFIX, sizeof(TG_KEY_PREFIX) - 1);
+    for (size_t k = sizeof(TG_KEY_PREFIX) - 1; k < TG_KEY_LEN; k++) {
         s ^= s >> 31;
         s *= 0xbf58476d1ce4e5b9ULL;
         s ^= s >> 29;
-        memcpy(out + 8 * k, &s, 8);
+        out[k] = alphabet[s % 62];
     }
+    out[TG_KEY_LEN] = '\0';
 }
 
-typedef enum { OP_LOOKUP, OP_MISS, OP_READ, OP_PUSH, OP_CREDIT, OP_GCRA } op_t;
-static const char *op_names[] = {"key_lookup", "key_miss", "seqlock_read", "ring_push", "reserve_settle", "gcra_check"};
+static void key_of(uint32_t i, uint8_t out[32])
+{
+    char key[TG_KEY_LEN + 1];
+    key_text(i, key);
+    tg_key_hash(key, TG_KEY_LEN, out);
+}
+
+typedef enum { OP_HASH, OP_LOOKUP, OP_AUTH, OP_MISS, OP_READ, OP_PUSH, OP_CREDIT, OP_GCRA } op_t;
+static const char *op_names[] = {"key_hash", "key_lookup", "key_auth", "key_miss", "seqlock_read", "ring_push", "reserve_settle", "gcra_check"};
 
 struct shared;
 typedef struct shared {
@@ -90,10 +105,13 @@ static double run_loop(op_t op, uint64_t ops, uint32_t seed, uint64_t *full_retr
         batch >>= 1;
     uint32_t *slots = malloc(batch * sizeof(uint32_t));
     uint8_t(*keys)[32] = malloc((size_t)batch * 32);
+    char(*texts)[TG_KEY_LEN + 1] = op == OP_HASH || op == OP_AUTH ? malloc((size_t)batch * (TG_KEY_LEN + 1)) : NULL;
     rng_state = 0x2545f4914f6cdd1dULL + (uint64_t)seed * 0x9e3779b97f4a7c15ULL; /* never 0 */
     for (uint32_t i = 0; i < batch; i++) {
         slots[i] = (uint32_t)(rng() % n_accounts);
         key_of(op == OP_MISS ? n_accounts + 1 + (uint32_t)(rng() % 1000000) : slots[i], keys[i]);
+        if (texts)
+            key_text(slots[i], texts[i]);
     }
     /* Each operation's operand depends on the previous result (through arithmetic on it, not a
      * branch the CPU could predict past), so operations do not overlap: the time is one operation's
@@ -109,7 +127,18 @@ static double run_loop(op_t op, uint64_t ops, uint32_t seed, uint64_t *full_retr
         t0 = now_ns();
         for (uint64_t i = 0; i < n; i++) {
             uint32_t k = (uint32_t)(i + ((uint64_t)last >> 63)) & (batch - 1);
+            uint8_t digest[32];
+            if (texts) /* a request's key was just read from its headers: keep the text in cache */
+                __builtin_prefetch(texts[(k + 16) & (batch - 1)]);
             switch (op) {
+            case OP_HASH:
+                tg_key_hash(texts[k], TG_KEY_LEN, digest);
+                last = -(int64_t)(digest[0] >> 7);
+                break;
+            case OP_AUTH:
+                tg_key_hash(texts[k], TG_KEY_LEN, digest);
+                last = tg_account_lookup(&arena, digest);
+                break;
             case OP_LOOKUP:
             case OP_MISS: last = tg_account_lookup(&arena, keys[k]); break;
             case OP_READ: last = tg_account_read(&arena, slots[k], &st); break;
@@ -130,6 +159,7 @@ static double run_loop(op_t op, uint64_t ops, uint32_t seed, uint64_t *full_retr
     double ns = (double)(now_ns() - t0) / (double)ops;
     free(slots);
     free(keys);
+    free(texts);
     *full_retries = retries;
     return ns;
 }
@@ -294,10 +324,12 @@ int main(int argc, char **argv)
         }
         for (int p = 1; p <= procs; p = p == procs ? procs + 1 : (p * 2 > procs ? procs : p * 2)) {
             bench(OP_LOOKUP, p, ops, sh);
+            bench(OP_AUTH, p, ops, sh);
             bench(OP_MISS, p, ops, sh);
             bench(OP_READ, p, ops, sh);
             bench(OP_CREDIT, p, ops, sh);
-            if (first) { /* the ring and the shared limit do not depend on the number of accounts */
+            if (first) { /* the hash, the ring and the shared limit do not depend on the number of accounts */
+                bench(OP_HASH, p, ops, sh);
                 bench(OP_PUSH, p, ops, sh);
                 bench(OP_GCRA, p, ops, sh);
             }

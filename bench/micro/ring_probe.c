@@ -8,9 +8,14 @@
  *                                         made durable), used, full events
  *   ring_probe watch ARENA MS INTERVAL    samples every INTERVAL ms for MS ms: the persisted rate
  *                                         (tail advance per second), the largest backlog, full events
- *   ring_probe inject ARENA N TIMEOUT_S   "persister alone": pushes N realistic usage records of the
+ *   ring_probe inject ARENA N TIMEOUT_S [spread]
+ *                                         "persister alone": pushes N realistic usage records of the
  *                                         root account as fast as the ring takes them, then waits
- *                                         until the persister has released them all; records/s
+ *                                         until the persister has released them all; records/s.
+ *                                         With "spread" the records go round-robin to every account
+ *                                         in the arena, each costing 1,000 nano-dollars (so each
+ *                                         batch updates the record, cards and ledger of every account
+ *                                         it holds, as with keys in rotation)
  */
 #include <fcntl.h>
 #include <stdatomic.h>
@@ -118,11 +123,33 @@ static uint64_t root_id(tg_arena_t *a)
     return 1;
 }
 
-static int cmd_inject(tg_arena_t *a, uint64_t n, double timeout_s)
+/* Ids of every used account slot (malloc'd, *N of them). */
+static uint64_t *account_ids(tg_arena_t *a, size_t *n)
+{
+    uint32_t hw = atomic_load(&a->hdr->n_accounts_hw);
+    uint64_t *ids = malloc((hw ? hw : 1) * sizeof(*ids));
+    *n = 0;
+    for (uint32_t i = 0; ids && i < hw; i++) {
+        tg_account_settings_t st;
+        if (tg_account_read(a, i, &st) == 0)
+            ids[(*n)++] = st.id;
+    }
+    return ids;
+}
+
+static int cmd_inject(tg_arena_t *a, uint64_t n, double timeout_s, int spread)
 {
     tg_usage_t u = {0};
     uint8_t buf[TG_RING_PAYLOAD];
+    size_t n_ids = 0;
+    uint64_t *ids = spread ? account_ids(a, &n_ids) : NULL;
+    if (spread && n_ids == 0) {
+        fprintf(stderr, "ring_probe: no account in the arena\n");
+        free(ids);
+        return 1;
+    }
     u.account_id = root_id(a);
+    u.cost_nanos = spread ? 1000 : 0;
     u.upstream_id = 1;
     snprintf(u.model, sizeof(u.model), "gpt-4o-mini");
     snprintf(u.path, sizeof(u.path), "/v1/chat/completions");
@@ -137,6 +164,8 @@ static int cmd_inject(tg_arena_t *a, uint64_t n, double timeout_s)
         clock_gettime(CLOCK_REALTIME, &wall);
         u.ts_ms = (uint64_t)wall.tv_sec * 1000u + (uint64_t)wall.tv_nsec / 1000000u;
         snprintf(u.request_id, sizeof(u.request_id), "req_bench_%d_%llu", (int)getpid(), (unsigned long long)i);
+        if (spread)
+            u.account_id = ids[i % n_ids];
         int len = tg_usage_encode(&u, buf, sizeof(buf));
         if (len < 0)
             return 1;
@@ -148,14 +177,15 @@ static int cmd_inject(tg_arena_t *a, uint64_t n, double timeout_s)
         }
     }
 out:;
+    free(ids);
     uint64_t pushed_end = head_of(a), t_pushed = now_ns();
     while (tg_ring_tail(a) < pushed_end && now_ns() < deadline)
         usleep(500);
     uint64_t t1 = now_ns(), persisted = tg_ring_tail(a) - start_tail;
     double secs = (double)(t1 - t0) / 1e9;
-    printf("{\"records\":%llu,\"persisted\":%llu,\"seconds\":%.3f,\"push_seconds\":%.3f,\"records_per_s\":%.0f,"
+    printf("{\"accounts\":%zu,\"records\":%llu,\"persisted\":%llu,\"seconds\":%.3f,\"push_seconds\":%.3f,\"records_per_s\":%.0f,"
            "\"full_waits\":%llu,\"complete\":%s}\n",
-           (unsigned long long)n, (unsigned long long)persisted, secs, (double)(t_pushed - t0) / 1e9, persisted / secs,
+           spread ? n_ids : (size_t)1, (unsigned long long)n, (unsigned long long)persisted, secs, (double)(t_pushed - t0) / 1e9, persisted / secs,
            (unsigned long long)waits, tg_ring_tail(a) >= pushed_end ? "true" : "false");
     return tg_ring_tail(a) >= pushed_end ? 0 : 1;
 }
@@ -164,15 +194,15 @@ int main(int argc, char **argv)
 {
     tg_arena_t a;
     if (argc < 3 || attach(&a, argv[2]) != 0) {
-        fprintf(stderr, "usage: ring_probe stat ARENA | watch ARENA MS INTERVAL_MS | inject ARENA N TIMEOUT_S\n");
+        fprintf(stderr, "usage: ring_probe stat ARENA | watch ARENA MS INTERVAL_MS | inject ARENA N TIMEOUT_S [spread]\n");
         return 2;
     }
     if (strcmp(argv[1], "stat") == 0)
         return cmd_stat(&a);
     if (strcmp(argv[1], "watch") == 0 && argc == 5)
         return cmd_watch(&a, strtoull(argv[3], NULL, 10), strtoull(argv[4], NULL, 10));
-    if (strcmp(argv[1], "inject") == 0 && argc == 5)
-        return cmd_inject(&a, strtoull(argv[3], NULL, 10), atof(argv[4]));
+    if (strcmp(argv[1], "inject") == 0 && (argc == 5 || (argc == 6 && strcmp(argv[5], "spread") == 0)))
+        return cmd_inject(&a, strtoull(argv[3], NULL, 10), atof(argv[4]), argc == 6);
     fprintf(stderr, "ring_probe: unknown command\n");
     return 2;
 }

@@ -330,7 +330,7 @@ static void test_model_failover(void **state)
     o2.level_mapper = "house-model=7";
     o2.model_failover = "gpt-4o-mini=llama-x, llama-x=house-model, house-model=gpt-4o-mini, o3-mini=gpt-5-secret, "
                         "gpt-5-secret=gpt-4o";
-    if (tg_policy_set_owner(&f->a, 2, &o2, &err) != 0 || tg_policy_publish(&f->a, &err) != 0)
+    if (tg_policy_set_owner(&f->arena.a, 2, &o2, &err) != 0 || tg_policy_publish(&f->arena.a, &err) != 0)
         fail_msg("%s", err);
     tg_admit_t adm;
     tg_admit_refusal_t why;

@@ -235,6 +235,7 @@ static void test_size_mismatch_recreates(void **state)
         {100, 10, 128},
         {100, 10, 32},
         {4000, 10, 64},
+        {100, 10, 64, 100}, /* another journal capacity (arena.max_inflight_per_worker) */
     };
     for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
         populate(f->path, hash);

@@ -92,6 +92,38 @@ static void test_reserve_settle(void **state)
     tg_credit_settle(&f->a, &h0, 0, 24300, 0);
 }
 
+/* The journal holds as many reservations as the arena was created for (arena.max_inflight_per_worker):
+ * one more is refused with TG_CREDIT_BUSY, and settling one makes room again. */
+static void test_journal_capacity(void **state)
+{
+    (void)state;
+    tg_test_arena_t t;
+    assert_int_equal(tg_test_arena_open(&t, "credit_cap", (tg_arena_sizes_t){16, 1, 1024, 100}), 0);
+    assert_int_equal(t.a.hdr->lane_holds, 100);
+    assert_true(t.a.hdr->lane_size >= sizeof(tg_lane_t) + 100 * sizeof(tg_hold_t) && t.a.hdr->lane_size % 64 == 0);
+    tg_account_settings_t st;
+    memset(&st, 0, sizeof(st));
+    st.id = 1;
+    st.flags = TG_ACCT_ENABLED;
+    tg_key_hash("sk-cap", 6, st.key_hash);
+    assert_int_equal(tg_account_publish(&t.a, 0, &st), 0);
+    atomic_store(&t.a.accounts[0].balance, 1000 * USD);
+    tg_credit_hold_t holds[101];
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(tg_credit_reserve(&t.a, 0, USD, &NO_TERMS, &holds[i]), TG_CREDIT_OK);
+    assert_int_equal(tg_credit_reserve(&t.a, 0, USD, &NO_TERMS, &holds[100]), TG_CREDIT_BUSY);
+    assert_int_equal(tg_credit_open_holds(&t.a), 100);
+    /* the last lane's last entry is inside the arena: write it through the stride */
+    assert_true((char *)&tg_lane_at(&t.a, TG_LANES - 1)->holds[99] + sizeof(tg_hold_t) <= (char *)t.a.base + t.a.size);
+    tg_credit_settle(&t.a, &holds[7], 0, 24300, 0);
+    assert_int_equal(tg_credit_reserve(&t.a, 0, USD, &NO_TERMS, &holds[100]), TG_CREDIT_OK);
+    assert_true(atomic_load(&t.a.accounts[0].reserved) == 100 * USD);
+    for (int i = 0; i <= 100; i++)
+        tg_credit_settle(&t.a, &holds[i], 0, 24300, 0);
+    assert_true(atomic_load(&t.a.accounts[0].reserved) == 0);
+    tg_test_arena_close(&t);
+}
+
 static void test_min_balance_and_hard_limit(void **state)
 {
     fixture_t *f = *state;
@@ -179,8 +211,8 @@ static void test_reap_killed_process(void **state)
     assert_true(WIFSIGNALED(st));
     /* the lane is free again: a new process can claim it */
     for (uint32_t i = 0; i < f->a.hdr->n_lanes; i++)
-        assert_true(atomic_load(&f->a.lanes[i].owner) == 0 ||
-                    (pid_t)(atomic_load(&f->a.lanes[i].owner) & 0xffffffffu) == getpid());
+        assert_true(atomic_load(&tg_lane_at(&f->a, i)->owner) == 0 ||
+                    (pid_t)(atomic_load(&tg_lane_at(&f->a, i)->owner) & 0xffffffffu) == getpid());
 }
 
 /* A clean exit releases the lane; a forked child does not use its parent's lane. */
@@ -207,7 +239,7 @@ static void test_lanes_per_process(void **state)
     tg_credit_settle(&f->a, &h, 0, 24300, 0);
     assert_true(atomic_load(&f->a.accounts[3].reserved) == 0);
     tg_credit_detach(&f->a);
-    assert_true(atomic_load(&f->a.lanes[mine].owner) == 0);
+    assert_true(atomic_load(&tg_lane_at(&f->a, mine)->owner) == 0);
 }
 
 /* After a reboot the limiter clocks and every reservation are void. */
@@ -218,15 +250,15 @@ static void test_boot_check(void **state)
     atomic_store(&acct->tat[TG_TAT_RPM], 123);
     atomic_store(&acct->reserved, 5 * USD);
     atomic_store(&acct->spent, 7);
-    atomic_store(&f->a.lanes[3].owner, TG_LANE_OWNED | 999999);
-    atomic_store(&f->a.lanes[3].holds[0].state, TG_HOLD_ACTIVE);
+    atomic_store(&tg_lane_at(&f->a, 3)->owner, TG_LANE_OWNED | 999999);
+    atomic_store(&tg_lane_at(&f->a, 3)->holds[0].state, TG_HOLD_ACTIVE);
     tg_quota_boot_check(&f->a); /* same boot: nothing */
     assert_true(atomic_load(&acct->tat[TG_TAT_RPM]) == 123);
     memset(f->a.hdr->boot_id, 0, 16); /* as if the arena was last used before a reboot */
     tg_quota_boot_check(&f->a);
     assert_true(atomic_load(&acct->tat[TG_TAT_RPM]) == 0 && atomic_load(&acct->reserved) == 0);
     assert_true(atomic_load(&acct->spent) == 7); /* money settled stays */
-    assert_true(atomic_load(&f->a.lanes[3].owner) == 0 && atomic_load(&f->a.lanes[3].holds[0].state) == TG_HOLD_FREE);
+    assert_true(atomic_load(&tg_lane_at(&f->a, 3)->owner) == 0 && atomic_load(&tg_lane_at(&f->a, 3)->holds[0].state) == TG_HOLD_FREE);
 }
 
 int main(void)
@@ -237,6 +269,7 @@ int main(void)
         cmocka_unit_test(test_cost),
         cmocka_unit_test_setup_teardown(test_reap_killed_process, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lanes_per_process, setup, teardown),
+        cmocka_unit_test(test_journal_capacity),
         cmocka_unit_test_setup_teardown(test_boot_check, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

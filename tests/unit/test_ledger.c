@@ -392,7 +392,17 @@ static void test_expiry_job_and_retention(void **state)
     tg_ledger_fund(b, f->s, root, a, D(4), 30, "thirty days", NOW, &cost);
     json_t *recs[] = {root, a};
     commit(f, b, recs, 2);
-    assert_int_equal(tg_expiry_load(f->s), 0);
+    /* the expiry list is filled at start by the walk that publishes the accounts; these bare
+     * records have no KeyHash, so they are not published (-1), but their cards are listed */
+    char path[128], *err = NULL;
+    snprintf(path, sizeof(path), "%s/arena", f->dir);
+    tg_arena_t arena;
+    tg_arena_sizes_t sizes = {64, 8, 1024};
+    int created;
+    assert_int_equal(tg_arena_open(&arena, path, &sizes, &created, &err), 0);
+    assert_int_equal(tg_store_publish_all(f->s, &arena), -1);
+    assert_int_equal(f->s->expiry.n, 1); /* account 2; root holds no card */
+    tg_arena_close(&arena);
     assert_int_equal(tg_expiry_run(f->s, NULL, NOW + 10), 0);      /* nothing due */
     assert_int_equal(tg_expiry_run(f->s, NULL, NOW + DAY + 1), 1); /* the one-day card */
     json_t *after = tg_store_json_get(f->s, TG_CF_ACCOUNTS, 2);

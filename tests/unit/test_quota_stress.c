@@ -368,7 +368,7 @@ static void test_sigkill_mid_run(void **state)
     }
     (void)released;
     for (uint32_t i = 0; i < f->a.hdr->n_lanes; i++)
-        assert_true(atomic_load(&f->a.lanes[i].owner) == 0);
+        assert_true(atomic_load(&tg_lane_at(&f->a, i)->owner) == 0);
 }
 
 /* 1,000,000 accounts: the arena is created, every account published, lookups find them. */

@@ -1,6 +1,6 @@
 /* tests/unit/test_store_maps.c: the store's in-memory helpers and codecs: the id → slot map
  * (including deletion inside probe clusters), the per-batch fold map, the roll-up row codec, key
- * encodings, hex decoding and the day cache across a DST change. */
+ * encodings, hex decoding, the day cache across a DST change, and the card-expiry index. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -15,7 +15,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "store/expiry.h"
 #include "store/foldmap.h"
+#include "store/record.h"
+#include "store/store-i.h"
 #include "store/schema.h"
 #include "store/slotmap.h"
 
@@ -145,6 +148,71 @@ static void test_keys_and_hex(void **state)
     assert_string_equal(ts, "1970-01-01T00:00:00Z");
 }
 
+/* An account record holding one card that expires at T. */
+static json_t *card_rec(uint64_t id, time_t t)
+{
+    char ts[21];
+    tg_rfc3339(t, ts);
+    return json_pack("{s:I, s:[{s:s}]}", "ID", (json_int_t)id, "CreditBalance", "expires_at", ts);
+}
+
+/* Expected expiry of ID in the store's list (0: not listed), read through the list itself. */
+static int64_t listed_at(const tg_store_t *s, uint64_t id)
+{
+    int64_t found = 0;
+    int copies = 0;
+    for (size_t i = 0; i < s->expiry.n; i++)
+        if (s->expiry.ids[i] == id) {
+            found = s->expiry.at[i];
+            copies++;
+        }
+    assert_true(copies <= 1);
+    return found;
+}
+
+/* Noting, re-noting and forgetting many accounts keeps exactly one entry per account with its
+ * latest expiry (the index is probed by id; forgetting moves the last entry into the hole). */
+static void test_expiry_index_churn(void **state)
+{
+    (void)state;
+    enum { N = 5000 };
+    tg_store_t *s = calloc(1, sizeof(*s));
+    static int64_t want[N + 1];
+    memset(want, 0, sizeof(want));
+    uint64_t r = 12345;
+    for (int round = 0; round < 6 * N; round++) {
+        r = r * 6364136223846793005ULL + 1442695040888963407ULL;
+        uint64_t id = 1 + (r >> 33) % N;
+        if ((r >> 20) % 3 == 0) {
+            tg_expiry_forget(s, id);
+            want[id] = 0;
+        } else {
+            time_t t = 1700000000 + (time_t)((r >> 40) % 100000);
+            json_t *rec = card_rec(id, t);
+            tg_expiry_note(s, rec);
+            json_decref(rec);
+            want[id] = t;
+        }
+    }
+    size_t listed = 0;
+    for (uint64_t id = 1; id <= N; id++) {
+        assert_int_equal(listed_at(s, id), want[id]);
+        listed += want[id] != 0;
+    }
+    assert_int_equal(s->expiry.n, listed);
+    /* a record without cards is forgotten */
+    for (uint64_t id = 1; id <= N; id++) {
+        json_t *rec = json_pack("{s:I, s:[]}", "ID", (json_int_t)id, "CreditBalance");
+        tg_expiry_note(s, rec);
+        json_decref(rec);
+    }
+    assert_int_equal(s->expiry.n, 0);
+    free(s->expiry.ids);
+    free(s->expiry.at);
+    free(s->expiry.index);
+    free(s);
+}
+
 static void test_day_cache(void **state)
 {
     (void)state;
@@ -175,6 +243,7 @@ int main(void)
         cmocka_unit_test(test_rollup_codec),
         cmocka_unit_test(test_keys_and_hex),
         cmocka_unit_test(test_day_cache),
+        cmocka_unit_test(test_expiry_index_churn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

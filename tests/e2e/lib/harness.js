@@ -97,7 +97,7 @@ export function keyEntry({ name, secret, level = 1, provider, protocol = 'openai
   return `  - name: ${name}\n    level: ${level}\n    provider: ${provider}\n    secret: ${secret}\n    protocol: ${protocol}\n`;
 }
 
-export function gatewayConfig({ port, dataDir, mockUrl, workers = 1, extra = '', extraListen = '', keys = null, upstream = '' }) {
+export function gatewayConfig({ port, dataDir, mockUrl, workers = 1, extra = '', extraListen = '', keys = null, upstream = '', maxAccounts = 1024 }) {
   const keyList = keys ?? [{ name: 'mock', secret: UPSTREAM_SECRET }];
   return `# written by the e2e harness
 listen:
@@ -106,7 +106,7 @@ listen:
 ${extraListen}workers: ${workers}
 data_dir: ${dataDir}
 arena:
-  max_accounts: 1024
+  max_accounts: ${maxAccounts}
   max_upstream_keys: 64
   ring_slots: 4096
 server:
@@ -120,12 +120,12 @@ ${keyList.map((k) => keyEntry({ provider: mockUrl, ...k })).join('')}${extra}`;
 }
 
 /** Starts tollgate against MOCK in a fresh directory and waits for /healthz. */
-export async function startGateway({ mock, workers = 1, extra = '', extraListen = '', keys = null, upstream = '', env = {} } = {}) {
+export async function startGateway({ mock, workers = 1, extra = '', extraListen = '', keys = null, upstream = '', env = {}, maxAccounts } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-e2e-'));
   const port = await freePort();
   const dataDir = join(dir, 'data');
   const configPath = join(dir, 'tollgate.yaml');
-  writeFileSync(configPath, gatewayConfig({ port, dataDir, mockUrl: mock.url, workers, extra, extraListen, keys, upstream }));
+  writeFileSync(configPath, gatewayConfig({ port, dataDir, mockUrl: mock.url, workers, extra, extraListen, keys, upstream, maxAccounts }));
   const rootKey = makeKey();
   const gw = {
     dir, port, dataDir, configPath, rootKey,
