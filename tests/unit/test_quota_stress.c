@@ -42,6 +42,7 @@ typedef struct shared {
     _Atomic int64_t settled[N_ACCTS]; /* real cost settled per account, as the processes saw it */
     _Atomic int64_t overshoot_sum;
     _Atomic int64_t max_real;
+    _Atomic int64_t max_estimate; /* the largest reservation admitted (test_sigkill_mid_run) */
 } shared_t;
 
 typedef struct fixture {
@@ -317,8 +318,12 @@ static void test_sigkill_mid_run(void **state)
                     _exit(1);
                 tg_admit_req_t in = {slot, &st, "/v1/chat/completions", 20, "gpt-4o", 6, 0, NULL, 3000, 500};
                 tg_admit_refusal_t why;
-                if (n < 16 && tg_admit(&ctx, &in, &held[n], &why) == 0)
+                if (n < 16 && tg_admit(&ctx, &in, &held[n], &why) == 0) {
+                    int64_t est = tg_admit_bill(&held[n]).hold.amount, m = atomic_load(&f->sh->max_estimate);
+                    while (est > m && !atomic_compare_exchange_weak(&f->sh->max_estimate, &m, est))
+                        ;
                     n++;
+                }
                 if (n == 16 || (n && rnd(&seed) % 3 == 0)) { /* settle one */
                     tg_admit_t *adm = &held[--n];
                     int64_t cost = tg_admit_finish(&ctx, adm, 500, rnd(&seed) % 800, 0);
@@ -359,7 +364,12 @@ static void test_sigkill_mid_run(void **state)
     int64_t max_real = atomic_load(&f->sh->max_real);
     for (uint32_t slot = 2; slot < 8; slot++) {
         tg_account_t *a = &f->a.accounts[slot];
-        assert_true(atomic_load(&a->reserved) == 0);
+        /* credit.h's documented window: a kill between a journal write and the counter add makes the
+         * reaper release an estimate that was never added (at most one per killed process) */
+        int64_t reserved = atomic_load(&a->reserved), bound = killed * atomic_load(&f->sh->max_estimate);
+        if (reserved > 0 || reserved < -bound)
+            fail_msg("slot %u: reserved %lld after the reap (allowed: 0 down to -%lld)", slot, (long long)reserved,
+                     (long long)bound);
         int64_t gap = atomic_load(&a->spent) - atomic_load(&f->sh->settled[slot]);
         /* a kill between a settle and its bookkeeping here can leave one cost unrecorded by the test */
         if (gap < 0 || gap > 2 * max_real)
