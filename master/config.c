@@ -774,6 +774,8 @@ static const tg_field_t tg_server_fields[] = {
 };
 static const tg_table_t tg_server_table = {tg_server_fields, TG_NELEM(tg_server_fields), NULL};
 
+/* upstream.client: index 0 is TG_UPSTREAM_AUTO, 1 TG_UPSTREAM_CURL (worker/upstream.h) */
+static const char *const tg_client_names[] = {"auto", "curl"};
 static const tg_field_t tg_upstream_fields[] = {
     TG_NUM("connect_timeout", tg_config_t, upstream.connect_timeout_ms, tg_num_duration, 1, 10 * TG_MIN,
            5 * TG_SEC, NULL, false),
@@ -782,6 +784,8 @@ static const tg_field_t tg_upstream_fields[] = {
     TG_NUM("idle_timeout", tg_config_t, upstream.idle_timeout_ms, tg_num_duration, 1, 24 * TG_HOUR, 300 * TG_SEC,
            NULL, false),
     TG_NUM("max_connections", tg_config_t, upstream.max_connections, tg_num_integer, 1, 65536, 256, NULL, false),
+    {.name = "client", .kind = TG_F_ENUM, .offset = offsetof(tg_config_t, upstream.client),
+     .width = TG_MEMBER_SIZE(tg_config_t, upstream.client), .names = tg_client_names, .n_names = 2, .def_num = 0},
 };
 static const tg_table_t tg_upstream_table = {tg_upstream_fields, TG_NELEM(tg_upstream_fields), NULL};
 
