@@ -60,7 +60,7 @@ bench: build
 #   make soak   the same, 5 minutes per target
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECS ?= 10
-FUZZ_TARGETS = fuzz_json_scan fuzz_sse fuzz_usage fuzz_config fuzz_multipart fuzz_proto
+FUZZ_TARGETS = fuzz_json_scan fuzz_sse fuzz_usage fuzz_config fuzz_multipart fuzz_proto fuzz_h1wire
 
 fuzz-build:
 	@scripts/deps.sh fuzz
