@@ -4,6 +4,8 @@
 
 #include <stdlib.h>
 
+#include "common/log.h"
+
 struct tg_upstream_client {
     tg_timeouts_t timeouts;
     tg_curl_client_t *curl;
@@ -37,6 +39,8 @@ tg_upstream_client_t *tg_upstream_client_create(h2o_context_t *ctx, uint32_t max
         tg_upstream_client_destroy(c);
         return NULL;
     }
+    tg_info("upstream client: %s", c->h1 ? "lean HTTP/1.1 for plain http:// to numeric hosts, libcurl for the rest"
+                                         : "libcurl for every exchange (upstream.client: curl)");
     return c;
 }
 
