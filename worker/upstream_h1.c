@@ -274,27 +274,25 @@ static int conn_open(h1_xfer_t *x)
     return 0;
 }
 
-/* The connection ended with nothing more to read: a retry, the end of a body framed by EOF, or an
- * error. Returns 1 when X goes on (retried), 0 when it ended. */
-static int on_ended(h1_xfer_t *x)
+/* The connection ended with nothing more to read: X is retried on a fresh connection (a stale
+ * kept one that sent nothing), or ends, well when the body was framed by the connection's end. */
+static void on_ended(h1_xfer_t *x)
 {
     h1_conn_t *k = x->conn;
-    if (!x->got_bytes && k->reused && !x->retried) { /* a stale keep-alive connection: once more, fresh */
+    if (!x->got_bytes && k->reused && !x->retried) {
         x->conn = NULL;
         conn_close(k);
         x->retried = 1;
-        if (conn_open(x) == 0)
-            return 1;
-        finish(x, TG_XFER_ECONNECT, "could not connect to the upstream");
-        return 0;
+        if (conn_open(x) != 0)
+            finish(x, TG_XFER_ECONNECT, "could not connect to the upstream");
+        return;
     }
     if (x->resp.state != TG_H1_HEAD && tg_h1_at_eof(&x->resp) == 0) {
         finish(x, 0, NULL);
-        return 0;
+        return;
     }
     finish(x, TG_XFER_EIO, x->got_bytes ? "the upstream closed the connection before the response ended"
                                         : "the upstream closed the connection without answering");
-    return 0;
 }
 
 /* Runs X's exchange over the bytes its connection holds, calling the handlers; stops when more
