@@ -778,6 +778,8 @@ static const tg_table_t tg_server_table = {tg_server_fields, TG_NELEM(tg_server_
 
 static const char *const tg_client_abort_names[] = {"cancel", "finish"};
 
+/* upstream.client: index 0 is TG_UPSTREAM_AUTO, 1 TG_UPSTREAM_CURL (worker/upstream.h) */
+static const char *const tg_client_names[] = {"auto", "curl"};
 static const tg_field_t tg_upstream_fields[] = {
     TG_NUM("connect_timeout", tg_config_t, upstream.connect_timeout_ms, tg_num_duration, 1, 10 * TG_MIN,
            5 * TG_SEC, NULL, false),
@@ -789,6 +791,8 @@ static const tg_field_t tg_upstream_fields[] = {
     {.name = "client_abort", .kind = TG_F_ENUM, .offset = offsetof(tg_config_t, upstream.client_abort),
      .width = TG_MEMBER_SIZE(tg_config_t, upstream.client_abort), .names = tg_client_abort_names, .n_names = 2,
      .def_num = TG_CLIENT_ABORT_CANCEL},
+    {.name = "client", .kind = TG_F_ENUM, .offset = offsetof(tg_config_t, upstream.client),
+     .width = TG_MEMBER_SIZE(tg_config_t, upstream.client), .names = tg_client_names, .n_names = 2, .def_num = 0},
 };
 static const tg_table_t tg_upstream_table = {tg_upstream_fields, TG_NELEM(tg_upstream_fields), NULL};
 

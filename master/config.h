@@ -53,7 +53,8 @@ typedef struct tg_config {
         uint32_t connect_timeout_ms;    /* 5000 */
         uint32_t first_byte_timeout_ms; /* 120000 */
         uint32_t idle_timeout_ms;       /* 300000 */
-        uint32_t max_connections;       /* 256 */
+        uint32_t max_connections;       /* 256: idle keep-alive connections kept per worker and backend */
+        int client;                     /* "auto" (0): the lean HTTP/1.1 client where it applies; "curl" (1): libcurl only */
         uint32_t client_abort;          /* TG_CLIENT_ABORT_*: a client that leaves mid-answer */
     } upstream;
     struct {

@@ -1,11 +1,12 @@
 /* The upstream client interface: one HTTP exchange with a provider (or with the persister over
- * its unix socket), driven by the worker's event loop without blocking. libcurl's multi interface
- * is the backend (upstream_curl.c); the interface is small so a leaner HTTP/1.1 backend can be
- * added for the hot path later without touching the request path.
+ * its unix socket), driven by the worker's event loop without blocking. Two backends sit behind
+ * it (upstream_backend.h): a lean keep-alive HTTP/1.1 client on h2o's sockets (upstream_h1.c) for
+ * plain http:// to numeric hosts, and libcurl's multi interface (upstream_curl.c) for the rest.
  *
- * Callbacks run inside the event loop. on_head and on_body may be called from inside libcurl;
- * they must not start or cancel transfers (the proxy defers that). on_done is called outside
- * libcurl, exactly once, unless the transfer was cancelled. */
+ * Callbacks run inside the event loop. on_head and on_body may be called from inside a backend;
+ * they should not start transfers (the proxy defers that); cancelling from them is safe. on_done
+ * is called outside the backend's own bookkeeping, exactly once, unless the transfer was
+ * cancelled; it may start the next transfer. */
 #ifndef TG_UPSTREAM_H
 #define TG_UPSTREAM_H
 
@@ -47,8 +48,15 @@ typedef struct tg_xfer_request {
     uint32_t idle_timeout_ms;       /* abort when nothing arrives for this long once the answer started */
 } tg_xfer_request_t;
 
-/** Creates the client on LOOP (worker start). */
-tg_upstream_client_t *tg_upstream_client_create(h2o_context_t *ctx, uint32_t max_connections);
+/* upstream.client in the configuration */
+typedef enum {
+    TG_UPSTREAM_AUTO = 0, /* the lean HTTP/1.1 backend where it applies, libcurl elsewhere */
+    TG_UPSTREAM_CURL = 1  /* libcurl for every exchange */
+} tg_upstream_kind_t;
+
+/** Creates the client on CTX's loop (worker start); MAX_CONNECTIONS bounds the idle keep-alive
+ *  connections each backend keeps. */
+tg_upstream_client_t *tg_upstream_client_create(h2o_context_t *ctx, uint32_t max_connections, tg_upstream_kind_t kind);
 void tg_upstream_client_destroy(tg_upstream_client_t *c);
 /** Milliseconds until the client needs the loop to wake up for its timers (INT32_MAX when none). */
 int32_t tg_upstream_client_wait_ms(tg_upstream_client_t *c);

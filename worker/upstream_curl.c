@@ -6,10 +6,10 @@
  *   OPENSOCKETFUNCTION keep their wrapper for the socket's whole life (no epoll churn between
  *   keep-alive requests); other sockets curl asks us to poll get a wrapper until POLL_REMOVE.
  * - curl's 0 ms timer runs from ctx->zero_timeout; other timeouts are a deadline that bounds
- *   the loop's wait (tg_upstream_client_wait_ms / _tick).
+ *   the loop's wait (tg_curl_wait_ms / _tick).
  * - Completed transfers are reaped outside curl's callbacks; a cancel requested from inside a
  *   callback is deferred to the zero timeout. Easy handles are recycled through a free list. */
-#include "worker/upstream.h"
+#include "worker/upstream_backend.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -27,8 +27,11 @@ typedef struct fd_entry {
     uint8_t owned;    /* opened through OPENSOCKETFUNCTION: wrapper lives until CLOSESOCKETFUNCTION */
 } fd_entry_t;
 
-struct tg_xfer {
-    tg_upstream_client_t *client;
+typedef struct curl_xfer curl_xfer_t;
+
+struct curl_xfer {
+    tg_xfer_t base; /* lean = 0 */
+    tg_curl_client_t *client;
     CURL *easy;
     struct curl_slist *headers;
     const tg_xfer_handlers_t *h;
@@ -38,7 +41,7 @@ struct tg_xfer {
     int cancelled; /* by tg_xfer_cancel: no callback follows */
     int aborting;  /* a handler asked to abort: on_done follows with TG_XFER_EABORTED */
     int paused;
-    tg_xfer_t *next; /* free list / deferred list */
+    curl_xfer_t *next; /* free list / deferred list */
     h2o_timeout_entry_t timer; /* first-byte deadline until the headers arrive, then the idle deadline */
     h2o_timeout_t *idle_list;  /* the idle timeout's list, re-armed on every piece of body; NULL: none */
     /* response headers of the current exchange */
@@ -48,7 +51,7 @@ struct tg_xfer {
     size_t nhdrs;
 };
 
-struct tg_upstream_client {
+struct tg_curl_client {
     h2o_context_t *ctx;
     CURLM *multi;
     fd_entry_t *fds;
@@ -57,19 +60,15 @@ struct tg_upstream_client {
     h2o_timeout_entry_t zero_entry;
     int in_curl;   /* > 0 while inside a curl call (callbacks may run) */
     size_t active; /* transfers started and not reaped */
-    tg_xfer_t *free_list;
-    tg_xfer_t *deferred; /* cancelled inside callbacks, to remove later */
-    struct {
-        uint32_t ms;
-        h2o_timeout_t timeout;
-    } timeouts[8]; /* h2o timeouts have fixed durations: one list per duration in use */
-    size_t n_timeouts;
+    curl_xfer_t *free_list;
+    curl_xfer_t *deferred; /* cancelled inside callbacks, to remove later */
+    tg_timeouts_t *timeouts; /* the client's deadline lists */
 };
 
-static void reap(tg_upstream_client_t *c);
+static void reap(tg_curl_client_t *c);
 
 /* (Re)starts X's deadline on LIST; NULL stops it. */
-static void arm(tg_xfer_t *x, h2o_timeout_t *list)
+static void arm(curl_xfer_t *x, h2o_timeout_t *list)
 {
     if (h2o_timeout_is_linked(&x->timer))
         h2o_timeout_unlink(&x->timer);
@@ -77,7 +76,7 @@ static void arm(tg_xfer_t *x, h2o_timeout_t *list)
         h2o_timeout_link(x->client->ctx->loop, list, &x->timer);
 }
 
-static fd_entry_t *entry_for(tg_upstream_client_t *c, int fd)
+static fd_entry_t *entry_for(tg_curl_client_t *c, int fd)
 {
     if ((size_t)fd >= c->nfds) {
         size_t n = c->nfds ? c->nfds : 256;
@@ -93,7 +92,7 @@ static fd_entry_t *entry_for(tg_upstream_client_t *c, int fd)
     return &c->fds[fd];
 }
 
-static void socket_action(tg_upstream_client_t *c, curl_socket_t fd, int ev)
+static void socket_action(tg_curl_client_t *c, curl_socket_t fd, int ev)
 {
     int running;
     c->in_curl++;
@@ -104,15 +103,15 @@ static void socket_action(tg_upstream_client_t *c, curl_socket_t fd, int ev)
 
 static void on_readable(h2o_socket_t *sock, const char *err)
 {
-    tg_upstream_client_t *c = sock->data;
+    tg_curl_client_t *c = sock->data;
     socket_action(c, h2o_socket_get_fd(sock), CURL_CSELECT_IN | (err ? CURL_CSELECT_ERR : 0));
 }
 
-static void arm_write(tg_upstream_client_t *c, int fd);
+static void arm_write(tg_curl_client_t *c, int fd);
 
 static void on_writable(h2o_socket_t *sock, const char *err)
 {
-    tg_upstream_client_t *c = sock->data;
+    tg_curl_client_t *c = sock->data;
     int fd = h2o_socket_get_fd(sock);
     c->fds[fd].wpending = 0;
     socket_action(c, fd, CURL_CSELECT_OUT | (err ? CURL_CSELECT_ERR : 0));
@@ -120,7 +119,7 @@ static void on_writable(h2o_socket_t *sock, const char *err)
         arm_write(c, fd);
 }
 
-static void arm_write(tg_upstream_client_t *c, int fd)
+static void arm_write(tg_curl_client_t *c, int fd)
 {
     fd_entry_t *e = &c->fds[fd];
     if (!e->wpending && e->sock) {
@@ -129,7 +128,7 @@ static void arm_write(tg_upstream_client_t *c, int fd)
     }
 }
 
-static void wrap(tg_upstream_client_t *c, fd_entry_t *e, int fd)
+static void wrap(tg_curl_client_t *c, fd_entry_t *e, int fd)
 {
     e->sock = h2o_evloop_socket_create(c->ctx->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
     e->sock->data = c;
@@ -151,7 +150,7 @@ static void unwrap(fd_entry_t *e)
 
 static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 {
-    tg_upstream_client_t *c = userp;
+    tg_curl_client_t *c = userp;
     fd_entry_t *e = entry_for(c, fd);
     if (!e)
         return -1;
@@ -179,7 +178,7 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
 
 static curl_socket_t on_open_socket(void *userp, curlsocktype purpose, struct curl_sockaddr *addr)
 {
-    tg_upstream_client_t *c = userp;
+    tg_curl_client_t *c = userp;
     int fd = socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
     if (fd < 0)
         return CURL_SOCKET_BAD;
@@ -195,7 +194,7 @@ static curl_socket_t on_open_socket(void *userp, curlsocktype purpose, struct cu
 
 static int on_close_socket(void *userp, curl_socket_t fd)
 {
-    tg_upstream_client_t *c = userp;
+    tg_curl_client_t *c = userp;
     if ((size_t)fd < c->nfds) {
         unwrap(&c->fds[fd]);
         c->fds[fd].owned = 0;
@@ -205,13 +204,13 @@ static int on_close_socket(void *userp, curl_socket_t fd)
 
 static void on_zero_timeout(h2o_timeout_entry_t *entry)
 {
-    tg_upstream_client_t *c = H2O_STRUCT_FROM_MEMBER(tg_upstream_client_t, zero_entry, entry);
+    tg_curl_client_t *c = H2O_STRUCT_FROM_MEMBER(tg_curl_client_t, zero_entry, entry);
     socket_action(c, CURL_SOCKET_TIMEOUT, 0);
 }
 
 static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
 {
-    tg_upstream_client_t *c = userp;
+    tg_curl_client_t *c = userp;
     if (h2o_timeout_is_linked(&c->zero_entry))
         h2o_timeout_unlink(&c->zero_entry);
     c->deadline_ms = 0;
@@ -222,12 +221,13 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
     return 0;
 }
 
-tg_upstream_client_t *tg_upstream_client_create(h2o_context_t *ctx, uint32_t max_connections)
+tg_curl_client_t *tg_curl_create(h2o_context_t *ctx, uint32_t max_connections, tg_timeouts_t *timeouts)
 {
-    tg_upstream_client_t *c = calloc(1, sizeof(*c));
+    tg_curl_client_t *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
     c->ctx = ctx;
+    c->timeouts = timeouts;
     c->multi = curl_multi_init();
     c->zero_entry.cb = on_zero_timeout;
     curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
@@ -238,7 +238,7 @@ tg_upstream_client_t *tg_upstream_client_create(h2o_context_t *ctx, uint32_t max
     return c;
 }
 
-int32_t tg_upstream_client_wait_ms(tg_upstream_client_t *c)
+int32_t tg_curl_wait_ms(tg_curl_client_t *c)
 {
     if (!c->deadline_ms)
         return INT32_MAX;
@@ -246,7 +246,7 @@ int32_t tg_upstream_client_wait_ms(tg_upstream_client_t *c)
     return c->deadline_ms > now ? (int32_t)(c->deadline_ms - now) : 0;
 }
 
-void tg_upstream_client_tick(tg_upstream_client_t *c)
+void tg_curl_tick(tg_curl_client_t *c)
 {
     if (c->deadline_ms && h2o_now(c->ctx->loop) >= c->deadline_ms) {
         c->deadline_ms = 0;
@@ -254,12 +254,12 @@ void tg_upstream_client_tick(tg_upstream_client_t *c)
     }
 }
 
-size_t tg_upstream_client_active(tg_upstream_client_t *c)
+size_t tg_curl_active(tg_curl_client_t *c)
 {
     return c->active;
 }
 
-static void recycle(tg_upstream_client_t *c, tg_xfer_t *x)
+static void recycle(tg_curl_client_t *c, curl_xfer_t *x)
 {
     if (h2o_timeout_is_linked(&x->timer))
         h2o_timeout_unlink(&x->timer);
@@ -285,12 +285,12 @@ static int map_error(CURLcode rc)
 }
 
 /* Removes finished and deferred-cancelled transfers; called only outside curl callbacks. */
-static void reap(tg_upstream_client_t *c)
+static void reap(tg_curl_client_t *c)
 {
     if (c->in_curl)
         return;
     while (c->deferred) {
-        tg_xfer_t *x = c->deferred;
+        curl_xfer_t *x = c->deferred;
         c->deferred = x->next;
         recycle(c, x);
     }
@@ -299,7 +299,7 @@ static void reap(tg_upstream_client_t *c)
     while ((m = curl_multi_info_read(c->multi, &left)) != NULL) {
         if (m->msg != CURLMSG_DONE)
             continue;
-        tg_xfer_t *x;
+        curl_xfer_t *x;
         curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
         CURLcode rc = x->aborting ? CURLE_ABORTED_BY_CALLBACK : m->data.result;
         if (x->cancelled)
@@ -313,7 +313,7 @@ static void reap(tg_upstream_client_t *c)
 
 static size_t on_header_line(char *p, size_t size, size_t n, void *userdata)
 {
-    tg_xfer_t *x = userdata;
+    curl_xfer_t *x = userdata;
     size_t len = size * n;
     if (x->cancelled || x->aborting)
         return 0;
@@ -360,7 +360,7 @@ static size_t on_header_line(char *p, size_t size, size_t n, void *userdata)
 
 static size_t on_body_bytes(char *p, size_t size, size_t n, void *userdata)
 {
-    tg_xfer_t *x = userdata;
+    curl_xfer_t *x = userdata;
     size_t len = size * n;
     if (x->cancelled || x->aborting)
         return 0;
@@ -380,8 +380,8 @@ static size_t on_body_bytes(char *p, size_t size, size_t n, void *userdata)
 /* The upstream sent no headers, or nothing more, in time: end the exchange as a timeout. */
 static void on_timeout(h2o_timeout_entry_t *entry)
 {
-    tg_xfer_t *x = H2O_STRUCT_FROM_MEMBER(tg_xfer_t, timer, entry);
-    tg_upstream_client_t *c = x->client;
+    curl_xfer_t *x = H2O_STRUCT_FROM_MEMBER(curl_xfer_t, timer, entry);
+    tg_curl_client_t *c = x->client;
     const tg_xfer_handlers_t *h = x->h;
     void *ud = x->ud;
     int before_head = !x->head_done;
@@ -390,24 +390,9 @@ static void on_timeout(h2o_timeout_entry_t *entry)
                                                  : "the upstream went quiet for longer than the idle timeout");
 }
 
-/* The h2o timeout list of duration MS (created on first use), or NULL for 0 or too many durations. */
-static h2o_timeout_t *timeout_list(tg_upstream_client_t *c, uint32_t ms)
+tg_xfer_t *tg_curl_start(tg_curl_client_t *c, const tg_xfer_request_t *req, const tg_xfer_handlers_t *h, void *ud)
 {
-    if (ms == 0)
-        return NULL;
-    for (size_t i = 0; i < c->n_timeouts; i++)
-        if (c->timeouts[i].ms == ms)
-            return &c->timeouts[i].timeout;
-    if (c->n_timeouts == sizeof(c->timeouts) / sizeof(c->timeouts[0]))
-        return NULL; /* more distinct durations than lists (the config has three): not enforced */
-    c->timeouts[c->n_timeouts].ms = ms;
-    h2o_timeout_init(c->ctx->loop, &c->timeouts[c->n_timeouts].timeout, ms);
-    return &c->timeouts[c->n_timeouts++].timeout;
-}
-
-tg_xfer_t *tg_xfer_start(tg_upstream_client_t *c, const tg_xfer_request_t *req, const tg_xfer_handlers_t *h, void *ud)
-{
-    tg_xfer_t *x = c->free_list;
+    curl_xfer_t *x = c->free_list;
     if (x) {
         c->free_list = x->next;
         curl_easy_reset(x->easy);
@@ -470,14 +455,15 @@ tg_xfer_t *tg_xfer_start(tg_upstream_client_t *c, const tg_xfer_request_t *req, 
     }
     c->active++;
     x->timer.cb = on_timeout;
-    x->idle_list = timeout_list(c, req->idle_timeout_ms);
-    arm(x, req->first_byte_timeout_ms ? timeout_list(c, req->first_byte_timeout_ms) : x->idle_list);
-    return x;
+    x->idle_list = tg_timeouts_get(c->timeouts, req->idle_timeout_ms);
+    arm(x, req->first_byte_timeout_ms ? tg_timeouts_get(c->timeouts, req->first_byte_timeout_ms) : x->idle_list);
+    return &x->base;
 }
 
-void tg_xfer_cancel(tg_xfer_t *x)
+void tg_curl_cancel(tg_xfer_t *xfer)
 {
-    tg_upstream_client_t *c = x->client;
+    curl_xfer_t *x = (curl_xfer_t *)xfer;
+    tg_curl_client_t *c = x->client;
     if (x->cancelled)
         return;
     x->cancelled = 1;
@@ -492,24 +478,25 @@ void tg_xfer_cancel(tg_xfer_t *x)
     recycle(c, x);
 }
 
-void tg_xfer_resume(tg_xfer_t *x)
+void tg_curl_resume(tg_xfer_t *xfer)
 {
+    curl_xfer_t *x = (curl_xfer_t *)xfer;
     if (!x->paused || x->cancelled)
         return;
     x->paused = 0;
-    tg_upstream_client_t *c = x->client;
+    tg_curl_client_t *c = x->client;
     c->in_curl++;
     curl_easy_pause(x->easy, CURLPAUSE_CONT);
     c->in_curl--;
     reap(c);
 }
 
-void tg_upstream_client_destroy(tg_upstream_client_t *c)
+void tg_curl_destroy(tg_curl_client_t *c)
 {
     if (!c)
         return;
     while (c->free_list) {
-        tg_xfer_t *x = c->free_list;
+        curl_xfer_t *x = c->free_list;
         c->free_list = x->next;
         curl_easy_cleanup(x->easy);
         free(x);

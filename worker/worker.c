@@ -132,7 +132,12 @@ int tg_worker_run(const tg_worker_args_t *args)
         return 1;
     }
     setup_server(w);
-    w->client = tg_upstream_client_create(&w->ctx, w->cfg->upstream.max_connections);
+    w->client = tg_upstream_client_create(&w->ctx, w->cfg->upstream.max_connections,
+                                          w->cfg->upstream.client ? TG_UPSTREAM_CURL : TG_UPSTREAM_AUTO);
+    if (!w->client) {
+        tg_error("cannot create the upstream client");
+        return 1;
+    }
     open_listeners(w);
     tg_info("worker %d serving", args->index);
     run_loop(w);

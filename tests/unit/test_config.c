@@ -93,6 +93,7 @@ static void check_defaults(const tg_config_t *cfg)
     assert_int_equal(cfg->upstream.first_byte_timeout_ms, 120000);
     assert_int_equal(cfg->upstream.idle_timeout_ms, 300000);
     assert_int_equal(cfg->upstream.max_connections, 256);
+    assert_int_equal(cfg->upstream.client, 0); /* auto */
     assert_string_equal(cfg->log.access, "-");
     assert_string_equal(cfg->log.error, "-");
     assert_string_equal(cfg->log.level, "info");
@@ -166,6 +167,7 @@ static void test_full_file(void **state)
                          "  first_byte_timeout: 1m\n"
                          "  idle_timeout: 1h\n"
                          "  max_connections: 32\n"
+                         "  client: curl\n"
                          "log: { access: \"off\", error: /tmp/err.log, level: debug }\n"
                          "keys:\n"
                          "  - name: main\n"
@@ -197,6 +199,7 @@ static void test_full_file(void **state)
     assert_int_equal(cfg.upstream.first_byte_timeout_ms, 60000);
     assert_int_equal(cfg.upstream.idle_timeout_ms, 3600000);
     assert_int_equal(cfg.upstream.max_connections, 32);
+    assert_int_equal(cfg.upstream.client, 1); /* curl */
     assert_string_equal(cfg.log.access, "off");
     assert_string_equal(cfg.log.error, "/tmp/err.log");
     assert_string_equal(cfg.log.level, "debug");
@@ -370,6 +373,11 @@ static void test_key_required_and_names(void **state)
                  "  - { name: a, level: 1, provider: http://h, secret: 12345678 }\n"
                  "  - { name: b, level: 1, provider: http://h, secret: 12345678 }\n",
                  3, "keys", "more than arena.max_upstream_keys");
+}
+
+static void test_upstream_client(void **state)
+{
+    expect_error("upstream:\n  client: libcurl\n", 2, "upstream.client", "must be one of auto, curl");
 }
 
 static void test_protocol(void **state)
@@ -606,6 +614,7 @@ int main(void)
         cmocka_unit_test(test_secret_env),
         cmocka_unit_test(test_secret_rules),
         cmocka_unit_test(test_key_required_and_names),
+        cmocka_unit_test(test_upstream_client),
         cmocka_unit_test(test_protocol),
         cmocka_unit_test(test_provider_url),
         cmocka_unit_test(test_listen),
