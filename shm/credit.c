@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +11,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/self_pid.h"
 
 #define MONTH_MASK ((1ull << 56) - 1)
 
@@ -24,27 +24,6 @@ struct tg_credit_local {
     uint32_t *free_stack; /* free hold indexes of the lane */
     uint64_t next_reap_ms;
 };
-
-/* This process's pid without a system call per reservation: refreshed in a child after fork. */
-static pid_t g_pid;
-static pthread_once_t g_pid_once = PTHREAD_ONCE_INIT;
-
-static void pid_after_fork(void)
-{
-    g_pid = getpid();
-}
-
-static void pid_init(void)
-{
-    g_pid = getpid();
-    pthread_atfork(NULL, NULL, pid_after_fork);
-}
-
-static pid_t self_pid(void)
-{
-    pthread_once(&g_pid_once, pid_init);
-    return g_pid;
-}
 
 /* Start time of PID in clock ticks since boot (/proc/PID/stat field 22) and its state letter;
  * 0 when unreadable. */
@@ -144,7 +123,7 @@ static int reclaim_lane(tg_arena_t *a, tg_lane_t *lane, uint32_t li, size_t *rel
 size_t tg_credit_reap(tg_arena_t *a)
 {
     size_t released = 0;
-    pid_t me = getpid();
+    pid_t me = tg_self_pid();
     for (uint32_t i = 0; i < a->hdr->n_lanes; i++) {
         tg_lane_t *lane = tg_lane_at(a, i);
         uint64_t w = atomic_load(&lane->owner);
@@ -177,7 +156,7 @@ size_t tg_credit_reap(tg_arena_t *a)
 static struct tg_credit_local *local_get(tg_arena_t *a)
 {
     struct tg_credit_local *L = a->credit;
-    pid_t me = self_pid();
+    pid_t me = tg_self_pid();
     if (L && L->pid == me && L->base == a->base && L->created_ms == a->hdr->created_ms)
         return L;
     if (!L) {
@@ -203,7 +182,7 @@ static struct tg_credit_local *local_get(tg_arena_t *a)
 /* Claims a lane for this process. 0, or -1 when every lane is taken by a live process. */
 static int lane_claim(tg_arena_t *a, struct tg_credit_local *L)
 {
-    pid_t me = getpid();
+    pid_t me = tg_self_pid();
     uint64_t ticks = proc_start(me, NULL);
     for (int round = 0; round < 2; round++) {
         for (uint32_t i = 0; i < a->hdr->n_lanes; i++) {
@@ -250,7 +229,7 @@ void tg_credit_maybe_reap(tg_arena_t *a, uint64_t now_ms)
 uint32_t tg_credit_open_holds(const tg_arena_t *a)
 {
     const struct tg_credit_local *L = a->credit;
-    if (!L || L->pid != getpid() || L->lane == TG_LANE_NONE)
+    if (!L || L->pid != tg_self_pid() || L->lane == TG_LANE_NONE)
         return 0;
     return a->hdr->lane_holds - L->n_free;
 }
@@ -260,7 +239,7 @@ void tg_credit_detach(tg_arena_t *a)
     struct tg_credit_local *L = a->credit;
     if (!L)
         return;
-    if (L->pid == getpid() && a->hdr && L->base == a->base && L->lane != TG_LANE_NONE && L->n_free == a->hdr->lane_holds) {
+    if (L->pid == tg_self_pid() && a->hdr && L->base == a->base && L->lane != TG_LANE_NONE && L->n_free == a->hdr->lane_holds) {
         tg_lane_t *lane = tg_lane_at(a, L->lane);
         atomic_store(&lane->start_ticks, 0);
         atomic_store(&lane->owner, 0);
@@ -345,7 +324,7 @@ void tg_credit_settle(tg_arena_t *a, tg_credit_hold_t *h, int64_t real, uint32_t
         atomic_fetch_add_explicit(&acct->overshoot, real - h->amount, memory_order_relaxed);
     atomic_fetch_sub_explicit(&acct->reserved, h->amount, memory_order_release); /* counters first ... */
     struct tg_credit_local *L = a->credit;
-    if (L && L->pid == self_pid() && L->lane == h->lane) { /* ... then the journal entry */
+    if (L && L->pid == tg_self_pid() && L->lane == h->lane) { /* ... then the journal entry */
         atomic_store_explicit(&tg_lane_at(a, h->lane)->holds[h->idx].state, TG_HOLD_FREE, memory_order_release);
         L->free_stack[L->n_free++] = h->idx;
     }

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/self_pid.h"
+
 static tg_ring_slot_t *slot_at(tg_arena_t *a, uint64_t pos)
 {
     return &a->ring[pos & (a->hdr->ring_slots - 1)];
@@ -32,7 +34,7 @@ int tg_ring_push(tg_arena_t *a, const void *data, size_t len)
             pos = atomic_load_explicit(&a->hdr->ring_head, memory_order_relaxed);
         }
     }
-    s->pid = (int32_t)getpid();
+    s->pid = (int32_t)tg_self_pid();
     s->len = (uint32_t)len;
     memcpy(s->data, data, len);
     /* CAS, not a store: if the consumer gave this claim up for dead (a producer stalled for
