@@ -20,6 +20,7 @@
 #include "worker/endpoint.h"
 #include "worker/relay.h"
 #include "worker/route.h"
+#include "worker/run_seen.h"
 #include "worker/run_usage.h"
 #include "worker/settle.h"
 #include "worker/translate.h"
@@ -139,8 +140,9 @@ static int run_price(tg_call_t *c, const tg_run_t *run, tg_price_t *price)
 }
 
 /* Assistants: the finished runs of a good answer (BODY, or the run event of a stream) are billed
- * from their own usage at their model's price (docs/proxy.md). The first goes on this call's
- * record; returns how many were found (RUNS[1..] get records of their own, after this one). */
+ * from their own usage at their model's price (docs/proxy.md); runs this worker recorded before
+ * are left off (worker/run_seen.h). The first goes on this call's record; returns how many are
+ * left (RUNS[1..] get records of their own, after this one). */
 static size_t take_runs(tg_call_t *c, tg_relay_t *r, h2o_iovec_t body, tg_run_t *runs)
 {
     size_t n = 0;
@@ -152,6 +154,11 @@ static size_t take_runs(tg_call_t *c, tg_relay_t *r, h2o_iovec_t body, tg_run_t 
     } else if (body.len) {
         n = tg_run_scan(body.base, body.len, runs, TG_RUNS_MAX);
     }
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!tg_run_seen_or_note(runs[i].id))
+            runs[kept++] = runs[i];
+    n = kept;
     if (n == 0)
         return 0;
     tg_usage_t *u = &c->u;
