@@ -175,7 +175,9 @@ static void record_more_runs(tg_call_t *c, const tg_usage_t *u, const tg_run_t *
 {
     for (size_t i = 1; i < n; i++) {
         tg_usage_t x = *u;
-        snprintf(x.request_id, sizeof(x.request_id), "%s-%zu", u->request_id, i);
+        int len = snprintf(x.request_id, sizeof(x.request_id), "%.32s-%u", u->request_id, (unsigned)(i % 1000u));
+        if (len < 0 || (size_t)len >= sizeof(x.request_id)) /* never: request ids are 32 characters */
+            continue;
         memcpy(x.run_id, runs[i].id, sizeof(x.run_id));
         memcpy(x.model, runs[i].model, sizeof(x.model));
         x.prompt_tokens = runs[i].prompt_tokens;
