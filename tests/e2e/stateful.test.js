@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI, { toFile } from 'openai';
-import { startMock, startGateway, waitFor } from './lib/harness.js';
+import { startMock, startGateway, waitFor, runTollgate } from './lib/harness.js';
 
 let mock, gw, client;
 const keys = [
@@ -250,6 +250,8 @@ test('a list bills every finished run it shows; a streamed thread-and-run bills 
   assert.equal(streamRec.fl & 1, 1, 'the billing record is the stream');
   const total = Object.values(usage).reduce((s, u) => s + runCost(u.prompt_tokens, u.completion_tokens), 0);
   await assertCharged(o, 100, total);
+  const v = await runTollgate(['admin', 'verify', '-c', gw.configPath]); // ledger, CreditUsed and roll-ups agree
+  assert.equal(v.code, 0, v.stdout + v.stderr);
 });
 
 test('a restart of the gateway between two retrievals still bills the run once', async () => {
