@@ -61,7 +61,7 @@ bench: build
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECS ?= 10
 FUZZ_TARGETS = fuzz_json_scan fuzz_sse fuzz_usage fuzz_config fuzz_multipart fuzz_proto fuzz_acl fuzz_mapper \
-  fuzz_mgmt_body fuzz_h1wire
+  fuzz_mgmt_body fuzz_h1wire fuzz_run_usage
 
 fuzz-build:
 	@scripts/deps.sh fuzz

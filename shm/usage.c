@@ -48,7 +48,7 @@ int tg_usage_encode(const tg_usage_t *u, uint8_t *buf, size_t cap)
     fixed_buf_t fb = {buf, 0, cap, 0};
     msgpack_packer pk;
     msgpack_packer_init(&pk, &fb, fixed_write);
-    msgpack_pack_map(&pk, 15);
+    msgpack_pack_map(&pk, u->run_id[0] ? 16 : 15); /* "run" only when set: other records keep their bytes */
     pack_str(&pk, "rid", u->request_id, sizeof(u->request_id));
     pack_u64(&pk, "ts", u->ts_ms);
     pack_u64(&pk, "acct", u->account_id);
@@ -65,6 +65,8 @@ int tg_usage_encode(const tg_usage_t *u, uint8_t *buf, size_t cap)
     pack_u64(&pk, "lat", u->latency_ms);
     pack_u64(&pk, "ttfb", u->ttfb_ms);
     pack_u64(&pk, "v", 1);
+    if (u->run_id[0])
+        pack_str(&pk, "run", u->run_id, sizeof(u->run_id));
     return fb.overflow ? -1 : (int)fb.len;
 }
 
@@ -95,7 +97,7 @@ static const field_t g_fields[] = {
     FIELD("key", F_U64, upstream_id), FIELD("model", F_STR, model),        FIELD("path", F_STR, path),
     FIELD("st", F_U32, status),       FIELD("fl", F_U32, flags),           FIELD("pt", F_U64, prompt_tokens),
     FIELD("ct", F_U64, completion_tokens), FIELD("cached", F_U64, cached_tokens), FIELD("cost", F_I64, cost_nanos),
-    FIELD("lat", F_U32, latency_ms),  FIELD("ttfb", F_U32, ttfb_ms),
+    FIELD("lat", F_U32, latency_ms),  FIELD("ttfb", F_U32, ttfb_ms),         FIELD("run", F_STR, run_id),
 };
 
 static int set_field(tg_usage_t *out, const field_t *f, const msgpack_object *v)

@@ -10,11 +10,13 @@
 #define TG_REQUEST_ID_MAX 40
 #define TG_MODEL_MAX 64
 #define TG_PATH_MAX 64
+#define TG_RUN_ID_MAX 64
 
 #define TG_USAGE_STREAM 0x1u
 #define TG_USAGE_ESTIMATED 0x2u /* tokens counted by tollgate, not reported by the upstream */
 #define TG_USAGE_ABORTED 0x4u   /* the client left before the end */
 #define TG_USAGE_ORPHAN 0x8u    /* billed by the reaper: the worker died with the request in flight (shm/flight.h) */
+#define TG_USAGE_RUN_REPEAT 0x10u /* the run (run_id) was billed by an earlier record: stored with 0 tokens, cost 0 */
 
 typedef struct tg_usage {
     char request_id[TG_REQUEST_ID_MAX];
@@ -28,6 +30,7 @@ typedef struct tg_usage {
     uint64_t prompt_tokens, completion_tokens, cached_tokens;
     int64_t cost_nanos;
     uint32_t latency_ms, ttfb_ms;
+    char run_id[TG_RUN_ID_MAX]; /* an Assistants run billed by this record (worker/run_usage.h); "" none */
 } tg_usage_t;
 
 /** Encodes U into BUF (CAP bytes); returns the length, or -1 if it does not fit. */

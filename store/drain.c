@@ -32,7 +32,10 @@
  * and one in this batch's orphan keys; an orphan never joins a batch that already holds another
  * kind of record (the batch ends before it; tg_store_drain starts the next one at once), so an
  * earlier record of the same batch needs no lookup. A skipped orphan's cost still leaves `spent` (the reaper added it there), never the
- * balance. On resume every record below the cursor is released from `spent`, stored or not. */
+ * balance. On resume every record below the cursor is released from `spent`, stored or not.
+ *
+ * Assistants runs: a record naming a run already billed is stored with no tokens and no cost, its
+ * cost leaving `spent` only, like a skipped orphan (store/run_once.h). */
 #include "store/drain.h"
 
 #include <stdio.h>
@@ -46,6 +49,7 @@
 #include "store/account_rec.h"
 #include "store/ledger.h"
 #include "store/record.h"
+#include "store/run_once.h"
 #include "store/store-i.h"
 
 /* Sizes the per-batch scratch for CAP records and empties it. */
@@ -58,9 +62,11 @@ static int scratch_reset(tg_store_t *s, size_t cap)
         tg_foldmap_dispose(&s->fold_accounts);
         tg_foldmap_dispose(&s->fold_orphans);
         tg_foldmap_dispose(&s->fold_dups);
+        tg_foldmap_dispose(&s->fold_runs);
         s->fold_cap = 0;
         if (tg_foldmap_init(&s->fold_rollups, (uint32_t)cap) != 0 || tg_foldmap_init(&s->fold_accounts, (uint32_t)cap) != 0 ||
-            tg_foldmap_init(&s->fold_orphans, (uint32_t)cap) != 0 || tg_foldmap_init(&s->fold_dups, (uint32_t)cap) != 0) {
+            tg_foldmap_init(&s->fold_orphans, (uint32_t)cap) != 0 || tg_foldmap_init(&s->fold_dups, (uint32_t)cap) != 0 ||
+            tg_foldmap_init(&s->fold_runs, (uint32_t)cap) != 0) {
             tg_error("drain: out of memory for a batch of %zu records", cap);
             return -1;
         }
@@ -70,6 +76,7 @@ static int scratch_reset(tg_store_t *s, size_t cap)
     tg_foldmap_clear(&s->fold_accounts);
     tg_foldmap_clear(&s->fold_orphans);
     tg_foldmap_clear(&s->fold_dups);
+    tg_foldmap_clear(&s->fold_runs);
     s->batch_plain = 0;
     s->batch_cut = 0;
     s->batch_read_failed = 0;
@@ -178,6 +185,11 @@ static uint64_t collect(tg_store_t *s, tg_arena_t *a, uint64_t pos, uint64_t lim
                 continue;
         } else if (storing) {
             s->batch_plain = 1;
+        }
+        uint8_t unbilled[TG_RING_PAYLOAD + 64]; /* a run billed already: the record re-encoded with no cost */
+        if (storing && u.run_id[0] && tg_run_once(s, &u, &data, &len, unbilled, sizeof(unbilled)) != 0) {
+            s->batch_read_failed = 1;
+            break;
         }
         fold_record(s, &u, data, len, storing);
         if (storing)

@@ -11,12 +11,12 @@
 
 static json_t *usage_json(const tg_usage_t *u)
 {
-    return json_pack("{s:s, s:I, s:I, s:I, s:s, s:s, s:i, s:i, s:I, s:I, s:I, s:I, s:i, s:i}", "rid", u->request_id, "ts",
+    return json_pack("{s:s, s:I, s:I, s:I, s:s, s:s, s:i, s:i, s:I, s:I, s:I, s:I, s:i, s:i, s:s}", "rid", u->request_id, "ts",
                      (json_int_t)u->ts_ms, "acct", (json_int_t)u->account_id, "key", (json_int_t)u->upstream_id, "model",
                      u->model, "path", u->path, "st", (int)u->status, "fl", (int)u->flags, "pt",
                      (json_int_t)u->prompt_tokens, "ct", (json_int_t)u->completion_tokens, "cached",
                      (json_int_t)u->cached_tokens, "cost", (json_int_t)u->cost_nanos, "lat", (int)u->latency_ms, "ttfb",
-                     (int)u->ttfb_ms);
+                     (int)u->ttfb_ms, "run", u->run_id);
 }
 
 int tg_store_dump_usage(const char *data_dir, FILE *out, char **err)

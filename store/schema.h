@@ -45,6 +45,7 @@ const char *tg_cf_name(tg_cf_t cf);
 #define TG_META_RING_ARENA "ring_arena"   /* created_ms of the arena that cursor belongs to */
 #define TG_META_NEXT_NEWS_ID "next_news_id"
 #define TG_META_AUDIT_SEQ "audit_seq" /* last audit sequence number used */
+/* and "run:" + an Assistants run id → the account its record billed (store/run_once.h) */
 
 #define TG_DAY_LEN 10 /* "YYYY-MM-DD" */
 #define TG_USAGE_KEY_MAX (8 + 64)

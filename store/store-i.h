@@ -38,7 +38,9 @@ struct tg_store {
     uint64_t write_failures; /* consecutive failed batch commits */
     tg_foldmap_t fold_rollups, fold_accounts;
     tg_foldmap_t fold_orphans; /* usage keys of the orphan records stored by this batch */
-    tg_foldmap_t fold_dups;    /* account id → cost of the orphan records skipped as duplicates */
+    tg_foldmap_t fold_dups;    /* account id → cost of the orphan records skipped as duplicates and of the
+                                  runs billed already (store/run_once.h): it leaves `spent` only */
+    tg_foldmap_t fold_runs;    /* run markers put by this batch (store/run_once.h) */
     int batch_plain;           /* this batch holds a record that is not an orphan */
     int batch_cut;             /* this batch ended before an orphan (more is ready) */
     int batch_read_failed;     /* looking up an orphan's key failed: the batch is retried */

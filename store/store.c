@@ -260,6 +260,7 @@ void tg_store_close(tg_store_t *s)
     tg_foldmap_dispose(&s->fold_rollups);
     tg_foldmap_dispose(&s->fold_orphans);
     tg_foldmap_dispose(&s->fold_dups);
+    tg_foldmap_dispose(&s->fold_runs);
     tg_foldmap_dispose(&s->fold_accounts);
     tg_slotmap_dispose(&s->acct_slots);
     tg_slotmap_dispose(&s->up_slots);

@@ -208,7 +208,7 @@ static int req_one(void *ud, const tg_usage_t *u)
     tg_rfc3339((time_t)(u->ts_ms / 1000), ts);
     json_t *name = json_object_get(q->names, key);
     json_array_append_new(
-        q->out, json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:I, s:i, s:I, s:I, s:I, s:o, s:i, s:i, s:b, s:b, s:b, s:b}", "request_id",
+        q->out, json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:I, s:i, s:I, s:I, s:I, s:o, s:i, s:i, s:b, s:b, s:b, s:b, s:s, s:b}", "request_id",
                           u->request_id, "created_at", ts, "timestamp", (json_int_t)u->ts_ms, "account_id",
                           (json_int_t)u->account_id, "account_name", json_is_string(name) ? json_string_value(name) : "", "path",
                           u->path, "model", u->model, "upstream_key_id", (json_int_t)u->upstream_id, "status", (int)u->status,
@@ -216,7 +216,8 @@ static int req_one(void *ud, const tg_usage_t *u)
                           "cached_tokens", (json_int_t)u->cached_tokens, "cost", json_real(tg_nanos_to_dollars(u->cost_nanos)),
                           "latency_ms", (int)u->latency_ms, "ttfb_ms", (int)u->ttfb_ms, "stream", (u->flags & TG_USAGE_STREAM) != 0,
                           "estimated", (u->flags & TG_USAGE_ESTIMATED) != 0, "aborted", (u->flags & TG_USAGE_ABORTED) != 0, "orphan",
-                          (u->flags & TG_USAGE_ORPHAN) != 0));
+                          (u->flags & TG_USAGE_ORPHAN) != 0, "run_id", u->run_id, "run_repeat",
+                          (u->flags & TG_USAGE_RUN_REPEAT) != 0));
     return 0;
 }
 

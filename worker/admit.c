@@ -346,7 +346,13 @@ int tg_admit(tg_admit_ctx_t *c, const tg_admit_req_t *in, tg_admit_t *out, tg_ad
         return -1;
     }
 
-    /* credit */
+    /* credit; a call whose answer may bill a run needs some left (the run is billed after the fact) */
+    if (in->billed_after && tg_credit_available(&a->accounts[in->slot]) <= 0) {
+        undo_all(c, t, now_ns);
+        out->n_charges = 0;
+        return refuse(why, 429, "insufficient_quota", "insufficient_quota",
+                      "insufficient balance: Assistants runs are billed from their usage and need credit left");
+    }
     tg_flight_info_t flight = {in->request_id, acct->id, out->model, in->path, out->model_len,
                                in->path_len, prompt, completion, in->stream};
     tg_credit_terms_t terms = {(acct->flags & TG_ACCT_ROOT) ? 0 : oh->min_balance, acct->hard_limit, c->cal.month, now_ms,
@@ -422,6 +428,16 @@ static const tg_price_t *price_of(tg_admit_ctx_t *c, const uint8_t *owner, const
     if (!p && defaults && defaults != owner)
         p = tg_psec_price(defaults, model, n);
     return p;
+}
+
+int tg_admit_price_of(tg_admit_ctx_t *c, uint64_t owner_id, const char *model, size_t n, tg_price_t *price)
+{
+    tg_policy_view_refresh(&c->policy, c->arena);
+    const uint8_t *owner = tg_policy_owner_section(&c->policy, owner_id);
+    const tg_price_t *p = owner ? price_of(c, owner, model, n) : NULL;
+    if (p)
+        *price = *p;
+    return p != NULL;
 }
 
 static int model_seen(const char *const *seen, size_t n_seen, const char *m, size_t n)

@@ -73,6 +73,8 @@ typedef struct tg_admit_req {
                              * this process dies (shm/flight.h); NULL: not journalled when free */
     int stream;
     int unmetered;       /* the endpoint reports no tokens per request (files, threads): estimate none */
+    int billed_after;    /* the answer may bill work reserved nowhere (Assistants runs, worker/run_usage.h):
+                            refused while the account has no credit left (docs/quota.md) */
 } tg_admit_req_t;
 
 typedef struct tg_admit_refusal {
@@ -104,6 +106,9 @@ int tg_admit(tg_admit_ctx_t *c, const tg_admit_req_t *req, tg_admit_t *out, tg_a
 /** The exchange is over: corrects the token limits from the estimate to PROMPT + COMPLETION and
  * returns the real cost (nano-dollars; CACHED is part of PROMPT). Idempotent. */
 int64_t tg_admit_finish(tg_admit_ctx_t *c, tg_admit_t *adm, uint64_t prompt, uint64_t completion, uint64_t cached);
+/** The price of MODEL as an answer named it (an Assistants run), for OWNER_ID (then the defaults):
+ * 1 and *PRICE when priced, 0 when not. */
+int tg_admit_price_of(tg_admit_ctx_t *c, uint64_t owner_id, const char *model, size_t n, tg_price_t *price);
 /** The bill to settle once the usage record is pushed (after tg_admit_finish). */
 tg_credit_bill_t tg_admit_bill(const tg_admit_t *adm);
 /** SWITCH_OVER of OWNER_ID: the level to fail over to from LEVEL, or 0. */

@@ -26,7 +26,7 @@ static const tg_endpoint_t g_endpoints[] = {
     {"/v1/audio/transcriptions", TG_API_OPENAI, "/v1/audio/transcriptions", OPENAI_LIKE, 1, 0},
     {"/v1/audio/translations", TG_API_OPENAI, "/v1/audio/translations", OPENAI_LIKE, 1, 0},
     {"/v1/files", TG_API_STATEFUL, NULL, OPENAI_LIKE, 0, 1, 1},
-    {"/v1/threads", TG_API_STATEFUL, NULL, OPENAI_LIKE, 0, 1, 1},
+    {"/v1/threads", TG_API_STATEFUL, NULL, OPENAI_LIKE, 0, 1, 1, 1},
 };
 
 const tg_endpoint_t *tg_endpoint_find(h2o_iovec_t path)

@@ -25,6 +25,7 @@ typedef struct tg_endpoint {
     unsigned stateful : 1;     /* PATH and every path below it, any of GET/POST/DELETE, passed on as the
                                   client sent them (query included); ids live on the provider's key that
                                   made them, so one pinned key serves them (docs/proxy.md) */
+    unsigned runs : 1;         /* answers may hold Assistants runs, billed from their usage (worker/run_usage.h) */
 } tg_endpoint_t;
 
 /** The endpoint for PATH (query string ignored), or NULL when PATH is not proxied. */

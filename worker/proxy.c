@@ -20,6 +20,8 @@
 #include "worker/endpoint.h"
 #include "worker/relay.h"
 #include "worker/route.h"
+#include "worker/run_seen.h"
+#include "worker/run_usage.h"
 #include "worker/settle.h"
 #include "worker/translate.h"
 #include "worker/usage_read.h"
@@ -60,6 +62,8 @@ typedef struct tg_call {
     char models[MAX_MODELS][TG_MODEL_MAX]; /* models already failed over from (ModelFailover) */
     unsigned n_models;
     unsigned unmetered : 1; /* the endpoint reports no usage per request (files, threads) */
+    unsigned stream_run_seen : 1; /* stream_run holds the finished run a `thread.run.*` event showed */
+    tg_run_t stream_run;
     const tg_endpoint_t *ep;
     const char *path;         /* upstream path (stateful endpoints: the client's, with its query) */
     h2o_iovec_t content_type; /* of a multipart body, passed on with its boundary */
@@ -108,6 +112,8 @@ static int on_event(tg_relay_t *r, const char *ev, size_t len)
     int relay_as_is = tg_translate_event(&c->tr, r, ev, len);
     if (relay_as_is <= 0)
         return 0; /* translated (or refused): the upstream's own event is not shown */
+    if (c->ep->runs && !c->stream_run_seen && tg_sse_data(ev, len, &data, &n) == 0 && n && data[0] == '{')
+        c->stream_run_seen = (unsigned)tg_run_terminal(data, n, &c->stream_run); /* thread.run.completed and the like */
     if (c->unmetered || tg_sse_data(ev, len, &data, &n) != 0 || n == 0 || data[0] != '{')
         return 1;
     c->text_chars += tg_usage_event_text(data, n);
@@ -123,6 +129,68 @@ static int on_event(tg_relay_t *r, const char *ev, size_t len)
     return 1;
 }
 
+/* The price of RUN's model for C's owner; 0 (billed 0, logged) when it has none: the run is done,
+ * so it cannot be refused any more (docs/proxy.md, "Assistants runs"). */
+static int run_price(tg_call_t *c, const tg_run_t *run, tg_price_t *price)
+{
+    if (tg_admit_price_of(tg_admit_worker(), c->owner_id, run->model, strlen(run->model), price))
+        return 1;
+    tg_warn("run %s used the model %s, which has no price: billed 0", run->id, run->model);
+    return 0;
+}
+
+/* Assistants: the finished runs of a good answer (BODY, or the run event of a stream) are billed
+ * from their own usage at their model's price (docs/proxy.md); runs this worker recorded before
+ * are left off (worker/run_seen.h). The first goes on this call's record; returns how many are
+ * left (RUNS[1..] get records of their own, after this one). */
+static size_t take_runs(tg_call_t *c, tg_relay_t *r, h2o_iovec_t body, tg_run_t *runs)
+{
+    size_t n = 0;
+    if (!c->ep->runs || r->status < 200 || r->status >= 300)
+        return 0;
+    if (c->stream_run_seen) {
+        runs[0] = c->stream_run;
+        n = 1;
+    } else if (body.len) {
+        n = tg_run_scan(body.base, body.len, runs, TG_RUNS_MAX);
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!tg_run_seen_or_note(runs[i].id))
+            runs[kept++] = runs[i];
+    n = kept;
+    if (n == 0)
+        return 0;
+    tg_usage_t *u = &c->u;
+    memcpy(u->run_id, runs[0].id, sizeof(u->run_id));
+    memcpy(u->model, runs[0].model, sizeof(u->model));
+    u->prompt_tokens = runs[0].prompt_tokens;
+    u->completion_tokens = runs[0].completion_tokens;
+    c->adm->priced = run_price(c, &runs[0], &c->adm->price);
+    return n;
+}
+
+/* The records of RUNS[1..N) (a list answer): U's fields, the run's own, request id U's + "-i". */
+static void record_more_runs(tg_call_t *c, const tg_usage_t *u, const tg_run_t *runs, size_t n)
+{
+    for (size_t i = 1; i < n; i++) {
+        tg_usage_t x = *u;
+        int len = snprintf(x.request_id, sizeof(x.request_id), "%.32s-%u", u->request_id, (unsigned)(i % 1000u));
+        if (len < 0 || (size_t)len >= sizeof(x.request_id)) /* never: request ids are 32 characters */
+            continue;
+        memcpy(x.run_id, runs[i].id, sizeof(x.run_id));
+        memcpy(x.model, runs[i].model, sizeof(x.model));
+        x.prompt_tokens = runs[i].prompt_tokens;
+        x.completion_tokens = runs[i].completion_tokens;
+        x.cached_tokens = 0;
+        tg_price_t price;
+        x.cost_nanos = run_price(c, &runs[i], &price) ? tg_cost_nanos(&price, x.prompt_tokens, x.completion_tokens, 0,
+                                                                       c->adm->rates_ppm, c->adm->factor_ppm)
+                                                      : 0;
+        tg_settle(c->slot, &x, c->method, c->client_ip);
+    }
+}
+
 static void on_finish(tg_relay_t *r, h2o_iovec_t body)
 {
     tg_call_t *c = r->owner;
@@ -134,6 +202,8 @@ static void on_finish(tg_relay_t *r, h2o_iovec_t body)
         c->text_chars = translated_chars;
     if (body.len && r->status >= 200 && r->status < 300 && !c->unmetered)
         capture_usage(c, body.base, body.len);
+    tg_run_t runs[TG_RUNS_MAX];
+    size_t n_runs = take_runs(c, r, body, runs);
     u->status = (uint32_t)(r->status ? r->status : 502);
     if (r->aborted)
         u->flags |= TG_USAGE_ABORTED;
@@ -162,6 +232,7 @@ static void on_finish(tg_relay_t *r, h2o_iovec_t body)
     }
     tg_credit_bill_t bill = tg_admit_bill(c->adm);
     tg_settle_bill(c->slot, u, c->method, c->client_ip, &bill);
+    record_more_runs(c, u, runs, n_runs);
 }
 
 static int on_failure(tg_relay_t *r, int status, int err, const tg_xfer_header_t *h, size_t n);
@@ -516,7 +587,7 @@ static int proxy_model(h2o_req_t *req, const tg_endpoint_t *ep)
     tg_admit_req_t in = {(uint32_t)slot, &acct, req->path_normalized.base, req->path_normalized.len, model.base, model.len,
                          0, NULL, req->entity.len,
                          multipart_body || req->entity.len == 0 ? 0 : tg_admit_max_tokens(req->entity.base, req->entity.len),
-                         rid, is_stream, ep->stateful};
+                         rid, is_stream, ep->stateful, ep->runs};
     tg_admit_peer(req, &peer, &in);
     tg_admit_refusal_t why;
     if (tg_admit(tg_admit_worker(), &in, adm, &why) != 0) {

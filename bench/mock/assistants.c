@@ -1,7 +1,9 @@
 /* assistants.c - the OpenAI Assistants surface (beta, `OpenAI-Beta: assistants=v2` required): threads
  * (POST /v1/threads, GET and DELETE /v1/threads/{id}), messages (POST and GET /v1/threads/{id}/messages) and runs
- * (POST /v1/threads/{id}/runs, GET /v1/threads/{id}/runs/{run_id}). A run is queued when created and completes the
- * first time it is retrieved: it then adds the assistant's reply to the thread and reports its usage. */
+ * (POST /v1/threads/{id}/runs, POST /v1/threads/runs (thread and run), GET /v1/threads/{id}/runs and
+ * /v1/threads/{id}/runs/{run_id}). A run is queued when created and completes the first time it is retrieved or listed (or at
+ * once when created with "stream": true, answered as `thread.run.*` events): it then adds the assistant's reply to the
+ * thread and reports its usage, on every later answer too. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -216,29 +218,38 @@ void messages_list(h2o_req_t *req)
     serve_list(ex, &items, first, last);
 }
 
-void runs_create(h2o_req_t *req)
+/* The run completes: the assistant's reply (the deterministic completion text of its pieces) joins the thread. */
+static void complete_run(mock_exchange_t *ex, mock_obj_t *t, mock_obj_t *r)
 {
-    mock_exchange_t *ex = begin(req);
-    mock_obj_t *t;
-    fields_t f;
-    if (ex == NULL || (t = thread_of(ex)) == NULL || read_body(ex, &f) != 0)
+    if (r->completed)
         return;
-    if (!f.has_assistant || f.assistant_id.type != MJ_STRING || f.assistant_id.len == 0 || f.assistant_id.len > 256) {
+    r->completed = 1;
+    mj_buf_t text = {0};
+    for (uint64_t i = 0; i != r->completion_tokens / 2; ++i)
+        mj_printf(&text, "%s", completion_piece(i));
+    mock_obj_t *m = obj_new(OBJ_MESSAGE, ex->key, "msg_thr_mock", t->id);
+    obj_set_text(&m->a, H2O_STRLIT("assistant"), 0);
+    obj_set_text(&m->b, text.base != NULL ? text.base : "", text.len, 0);
+    m->c = strdup(r->a);
+    snprintf(m->ref, sizeof(m->ref), "%s", r->id);
+    mj_free(&text);
+}
+
+/* Creates a run of thread T from the body F (answered 400 and NULL when it is not one the mock takes). */
+static mock_obj_t *new_run(mock_exchange_t *ex, mock_obj_t *t, const fields_t *f)
+{
+    if (!f->has_assistant || f->assistant_id.type != MJ_STRING || f->assistant_id.len == 0 || f->assistant_id.len > 256) {
         exchange_reject(ex, 400, NULL, "Missing required parameter: 'assistant_id'.");
-        return;
+        return NULL;
     }
-    if (f.has_stream && f.stream.type == MJ_TRUE) {
-        exchange_reject(ex, 400, NULL, "The mock does not stream runs.");
-        return;
-    }
-    if (f.has_model && (f.model.type != MJ_STRING || f.model.len > COMPLETION_MAX_MODEL_LEN)) {
+    if (f->has_model && (f->model.type != MJ_STRING || f->model.len > COMPLETION_MAX_MODEL_LEN)) {
         exchange_reject(ex, 400, NULL, "Invalid value for 'model'.");
-        return;
+        return NULL;
     }
     mock_obj_t *r = obj_new(OBJ_RUN, ex->key, "run_mock", t->id);
-    obj_set_text(&r->a, f.assistant_id.base, f.assistant_id.len, 1);
-    if (f.has_model)
-        obj_set_text(&r->b, f.model.base, f.model.len, 1);
+    obj_set_text(&r->a, f->assistant_id.base, f->assistant_id.len, 1);
+    if (f->has_model)
+        obj_set_text(&r->b, f->model.base, f->model.len, 1);
     else
         obj_set_text(&r->b, H2O_STRLIT("gpt-4o-mini"), 0);
     /* usage: the thread's text (1 token per 4 bytes, at least 1) in, chunks pieces of 2 tokens out */
@@ -247,9 +258,70 @@ void runs_create(h2o_req_t *req)
         bytes += strlen(m->b) - 2;
     r->prompt_tokens = bytes / 4 > 0 ? bytes / 4 : 1;
     r->completion_tokens = ex->knobs.chunks * 2;
+    return r;
+}
+
+/* Answers the new run R: its object, or with "stream": true the events of its whole life (created, completed, done). */
+static void serve_run(mock_exchange_t *ex, mock_obj_t *t, mock_obj_t *r, const fields_t *f)
+{
     mj_buf_t out = {0};
+    if (!(f->has_stream && f->stream.type == MJ_TRUE)) {
+        render_run(&out, r);
+        serve_json(ex, &out);
+        return;
+    }
+    mj_printf(&out, "event: thread.run.created\ndata: ");
     render_run(&out, r);
-    serve_json(ex, &out);
+    complete_run(ex, t, r);
+    mj_printf(&out, "\n\nevent: thread.run.completed\ndata: ");
+    render_run(&out, r);
+    mj_printf(&out, "\n\nevent: done\ndata: [DONE]\n\n");
+    ex->body = h2o_strdup(&ex->req->pool, out.base, out.len);
+    mj_free(&out);
+    exchange_serve(ex, "text/event-stream");
+}
+
+void runs_create(h2o_req_t *req)
+{
+    mock_exchange_t *ex = begin(req);
+    mock_obj_t *t, *r;
+    fields_t f;
+    if (ex == NULL || (t = thread_of(ex)) == NULL || read_body(ex, &f) != 0 || (r = new_run(ex, t, &f)) == NULL)
+        return;
+    serve_run(ex, t, r, &f);
+}
+
+/* POST /v1/threads/runs: a new (empty) thread and a run of it. */
+void threads_create_and_run(h2o_req_t *req)
+{
+    mock_exchange_t *ex = begin(req);
+    mock_obj_t *r;
+    fields_t f;
+    if (ex == NULL || read_body(ex, &f) != 0)
+        return;
+    mock_obj_t *t = obj_new(OBJ_THREAD, ex->key, "thread_mock", NULL);
+    if ((r = new_run(ex, t, &f)) == NULL)
+        return;
+    serve_run(ex, t, r, &f);
+}
+
+void runs_list(h2o_req_t *req)
+{
+    mock_exchange_t *ex = begin(req);
+    mock_obj_t *t;
+    if (ex == NULL || (t = thread_of(ex)) == NULL)
+        return;
+    mj_buf_t items = {0};
+    const char *first = NULL, *last = NULL;
+    for (mock_obj_t *r = obj_next(NULL, OBJ_RUN, ex->key, t->id); r != NULL; r = obj_next(r, OBJ_RUN, ex->key, t->id)) {
+        complete_run(ex, t, r);
+        if (first != NULL)
+            mj_append(&items, ",", 1);
+        render_run(&items, r);
+        first = first != NULL ? first : r->id;
+        last = r->id;
+    }
+    serve_list(ex, &items, first, last);
 }
 
 void runs_retrieve(h2o_req_t *req)
@@ -263,18 +335,7 @@ void runs_retrieve(h2o_req_t *req)
         reject_not_found(ex, "run", id);
         return;
     }
-    if (!r->completed) { /* the reply: the deterministic completion text of chunks pieces */
-        r->completed = 1;
-        mj_buf_t text = {0};
-        for (uint64_t i = 0; i != r->completion_tokens / 2; ++i)
-            mj_printf(&text, "%s", completion_piece(i));
-        mock_obj_t *m = obj_new(OBJ_MESSAGE, ex->key, "msg_thr_mock", t->id);
-        obj_set_text(&m->a, H2O_STRLIT("assistant"), 0);
-        obj_set_text(&m->b, text.base != NULL ? text.base : "", text.len, 0);
-        m->c = strdup(r->a);
-        snprintf(m->ref, sizeof(m->ref), "%s", r->id);
-        mj_free(&text);
-    }
+    complete_run(ex, t, r);
     mj_buf_t out = {0};
     render_run(&out, r);
     serve_json(ex, &out);

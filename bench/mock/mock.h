@@ -298,6 +298,8 @@ void files_delete(h2o_req_t *req);
 void files_content(h2o_req_t *req);
 void threads_create(h2o_req_t *req);
 void threads_retrieve(h2o_req_t *req);
+void threads_create_and_run(h2o_req_t *req);
+void runs_list(h2o_req_t *req);
 void threads_delete(h2o_req_t *req);
 void messages_create(h2o_req_t *req);
 void messages_list(h2o_req_t *req);

@@ -33,7 +33,9 @@ static const struct route {
     {"DELETE", "/v1/threads/*", threads_delete},
     {"POST", "/v1/threads/*/messages", messages_create},
     {"GET", "/v1/threads/*/messages", messages_list},
+    {"POST", "/v1/threads/runs", threads_create_and_run},
     {"POST", "/v1/threads/*/runs", runs_create},
+    {"GET", "/v1/threads/*/runs", runs_list},
     {"GET", "/v1/threads/*/runs/*", runs_retrieve},
     /* management */
     {"GET", "/_mock/stats", stats_handle_get},

@@ -371,6 +371,39 @@ static void test_span_copy(void **state)
     assert_string_equal(buf, "a\\\"b");
 }
 
+/* Array items in order, each span exact (nested containers whole), from an exact-size copy. */
+static void test_array_next(void **state)
+{
+    (void)state;
+    const char *doc = "{\"data\": [ 1 , \"a,]\", {\"x\":[2,3]} ,[ ] ,null]}";
+    char *copy = malloc(strlen(doc));
+    memcpy(copy, doc, strlen(doc));
+    tg_json_span_t arr, item;
+    assert_int_equal(tg_json_get(copy, strlen(doc), "data", &arr), 1);
+    static const char *const want[] = {"1", "a,]", "{\"x\":[2,3]}", "[ ]", "null"};
+    size_t off = 0, n = 0;
+    while (tg_json_array_next(&arr, &off, &item) == 1) {
+        assert_true(n < 5);
+        assert_int_equal(item.len, strlen(want[n]));
+        assert_memory_equal(item.p, want[n], item.len);
+        n++;
+    }
+    assert_int_equal(n, 5);
+    assert_int_equal(tg_json_array_next(&arr, &off, &item), 0); /* stays at the end */
+    free(copy);
+
+    tg_json_span_t empty = {"[ ]", 3, TG_JSON_ARRAY};
+    off = 0;
+    assert_int_equal(tg_json_array_next(&empty, &off, &item), 0);
+    tg_json_span_t notarr = {"{}", 2, TG_JSON_OBJECT};
+    off = 0;
+    assert_int_equal(tg_json_array_next(&notarr, &off, &item), -1);
+    tg_json_span_t bad = {"[1 2]", 5, TG_JSON_ARRAY};
+    off = 0;
+    assert_int_equal(tg_json_array_next(&bad, &off, &item), 1);
+    assert_int_equal(tg_json_array_next(&bad, &off, &item), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -385,6 +418,7 @@ int main(void)
         cmocka_unit_test(test_get_u64),
         cmocka_unit_test(test_validate),
         cmocka_unit_test(test_span_copy),
+        cmocka_unit_test(test_array_next),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

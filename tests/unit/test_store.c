@@ -650,6 +650,107 @@ static void test_drain_orphans_stored_once(void **state)
     tg_store_close(s);
 }
 
+/* A record that bills an Assistants run (store/run_once.h) of account 1, 3 + 4 tokens. */
+static void push_run(tg_arena_t *a, const char *rid, uint64_t ts, const char *run, int64_t cost)
+{
+    tg_usage_t u = {.ts_ms = ts, .account_id = 1, .upstream_id = 1, .status = 200, .prompt_tokens = 3, .completion_tokens = 4,
+                    .cost_nanos = cost};
+    snprintf(u.request_id, sizeof(u.request_id), "%s", rid);
+    snprintf(u.model, sizeof(u.model), "gpt-4o-mini");
+    snprintf(u.path, sizeof(u.path), "/v1/threads/t/runs/%s", run);
+    snprintf(u.run_id, sizeof(u.run_id), "%s", run);
+    uint8_t buf[TG_RING_PAYLOAD];
+    int n = tg_usage_encode(&u, buf, sizeof(buf));
+    assert_true(n > 0);
+    assert_int_equal(tg_ring_push(a, buf, (size_t)n), TG_RING_OK);
+}
+
+/* The stored record of RID at TS. */
+static tg_usage_t stored_usage(tg_store_t *s, const char *rid, uint64_t ts)
+{
+    uint8_t key[TG_USAGE_KEY_MAX];
+    size_t klen = tg_usage_key(key, ts, rid, strlen(rid)), vlen = 0;
+    char *err = NULL;
+    char *v = tg_store_get(s, TG_CF_USAGE, key, klen, &vlen, &err);
+    assert_non_null(v);
+    tg_usage_t u;
+    assert_int_equal(tg_usage_decode((const uint8_t *)v, vlen, &u), 0);
+    rocksdb_free(v);
+    return u;
+}
+
+static int64_t credit_used(tg_store_t *s)
+{
+    json_t *root = tg_store_json_get(s, TG_CF_ACCOUNTS, 1);
+    int64_t v = tg_rec_i64(root, "CreditUsed", 0);
+    json_decref(root);
+    return v;
+}
+
+/* Each run is billed by its first record only: a later one in the same batch, in a later batch,
+ * or after a crash between commit and release is stored with no tokens and no cost, flagged; the
+ * workers' `spent` is always given back in full. */
+static void test_drain_runs_billed_once(void **state)
+{
+    fx_t *f = *state;
+    tg_store_t *s = open_bootstrapped(f);
+    assert_int_equal(tg_store_publish_all(s, &f->arena), 0);
+    _Atomic int64_t *spent = &f->arena.accounts[root_slot(f)].spent;
+    push_run(&f->arena, "q1", DAY1_MS + 1, "run_A", 100);
+    push_run(&f->arena, "q2", DAY1_MS + 2, "run_A", 100); /* polled again, same batch */
+    push_run(&f->arena, "q3", DAY1_MS + 3, "run_B", 70);
+    push_usage(&f->arena, "q4", DAY1_MS + 4, 1, "gpt-4o-mini", 1, 1, 0, 5);
+    atomic_fetch_add(spent, 100 + 100 + 70 + 5);
+    size_t drained = 0;
+    assert_int_equal(tg_store_drain(s, &f->arena, 4096, &drained), 0);
+    assert_int_equal(drained, 4);
+    assert_int_equal(count_cf(s, TG_CF_USAGE), 4);
+    assert_true(credit_used(s) == 175);
+    assert_true(atomic_load(spent) == 0);
+    tg_rollup_t r = read_rollup(s, 1, "2024-03-01", "gpt-4o-mini");
+    assert_int_equal(r.requests, 4);
+    assert_int_equal(r.prompt, 3 + 3 + 1);
+    assert_true(r.cost_nanos == 175);
+    tg_usage_t u = stored_usage(s, "q1", DAY1_MS + 1);
+    assert_true(u.cost_nanos == 100 && u.prompt_tokens == 3 && !(u.flags & TG_USAGE_RUN_REPEAT));
+    u = stored_usage(s, "q2", DAY1_MS + 2);
+    assert_true(u.cost_nanos == 0 && u.prompt_tokens == 0 && u.completion_tokens == 0 && (u.flags & TG_USAGE_RUN_REPEAT));
+    assert_string_equal(u.run_id, "run_A");
+    uint64_t who = 0;
+    assert_int_equal(tg_store_meta_get(s, "run:run_A", &who), 1);
+    assert_int_equal(who, 1);
+
+    /* a later batch */
+    push_run(&f->arena, "q5", DAY1_MS + 5, "run_A", 100);
+    atomic_fetch_add(spent, 100);
+    assert_int_equal(tg_store_drain(s, &f->arena, 4096, &drained), 0);
+    assert_int_equal(drained, 1);
+    assert_true(credit_used(s) == 175);
+    assert_true(atomic_load(spent) == 0);
+    assert_true(stored_usage(s, "q5", DAY1_MS + 5).flags & TG_USAGE_RUN_REPEAT);
+
+    /* a persister that dies between commit and release; the next one resumes */
+    push_run(&f->arena, "q6", DAY1_MS + 6, "run_B", 70);
+    push_run(&f->arena, "q7", DAY1_MS + 7, "run_C", 30);
+    atomic_fetch_add(spent, 70 + 30);
+    uint64_t end = 0;
+    assert_int_equal(tg_drain_commit(s, &f->arena, 4096, &drained, &end), 0);
+    assert_int_equal(drained, 2);
+    tg_store_close(s);
+    s = open_store(f);
+    assert_int_equal(tg_store_publish_all(s, &f->arena), 0);
+    push_run(&f->arena, "q8", DAY1_MS + 8, "run_C", 30);
+    atomic_fetch_add(spent, 30);
+    assert_int_equal(tg_store_drain(s, &f->arena, 4096, &drained), 0);
+    assert_int_equal(drained, 1);
+    assert_true(credit_used(s) == 175 + 30);
+    assert_true(atomic_load(spent) == 0);
+    assert_true(stored_usage(s, "q6", DAY1_MS + 6).flags & TG_USAGE_RUN_REPEAT);
+    assert_true(stored_usage(s, "q7", DAY1_MS + 7).cost_nanos == 30);
+    assert_true(stored_usage(s, "q8", DAY1_MS + 8).flags & TG_USAGE_RUN_REPEAT);
+    tg_store_close(s);
+}
+
 static void test_drain_cursor_of_another_arena_is_ignored(void **state)
 {
     fx_t *f = *state;
@@ -996,6 +1097,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_drain_skips_bad_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drain_crash_between_commit_and_release, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drain_orphans_stored_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drain_runs_billed_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drain_cursor_of_another_arena_is_ignored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drain_skips_stuck_slot_after_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secrets_sealed_at_rest, setup, teardown),

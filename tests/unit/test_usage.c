@@ -43,6 +43,7 @@ static void assert_usage_equal(const tg_usage_t *a, const tg_usage_t *b)
     assert_true(a->cost_nanos == b->cost_nanos);
     assert_int_equal(a->latency_ms, b->latency_ms);
     assert_int_equal(a->ttfb_ms, b->ttfb_ms);
+    assert_string_equal(a->run_id, b->run_id);
 }
 
 static void round_trip(const tg_usage_t *in, size_t cap)
@@ -77,10 +78,11 @@ static void test_round_trip_every_field(void **state)
     u.cost_nanos = 123456789;
     u.latency_ms = 2500;
     u.ttfb_ms = 310;
+    strcpy(u.run_id, "run_abc123");
     round_trip(&u, 1024);
 
     /* each field alone differs from zero: catches fields swapped or dropped by the codec */
-    for (int field = 0; field < 13; field++) {
+    for (int field = 0; field < 14; field++) {
         tg_usage_t v;
         memset(&v, 0, sizeof(v));
         strcpy(v.request_id, "r");
@@ -98,6 +100,7 @@ static void test_round_trip_every_field(void **state)
         case 10: v.cost_nanos = -10; break;
         case 11: v.latency_ms = 11; break;
         case 12: v.ttfb_ms = 12; break;
+        case 13: strcpy(v.run_id, "run_1"); break;
         }
         round_trip(&v, 1024);
     }
@@ -135,6 +138,7 @@ static void test_max_length_fits_ring_payload(void **state)
     fill_str(u.model, TG_MODEL_MAX - 1, 'A');
     fill_str(u.path, TG_PATH_MAX - 1, 'a');
     u.path[0] = '/';
+    fill_str(u.run_id, TG_RUN_ID_MAX - 1, 'r');
     u.ts_ms = u.account_id = u.upstream_id = UINT64_MAX;
     u.prompt_tokens = u.completion_tokens = u.cached_tokens = UINT64_MAX;
     u.status = u.flags = u.latency_ms = u.ttfb_ms = UINT32_MAX;
@@ -447,10 +451,36 @@ static void test_huge_count_rejected(void **state)
     assert_int_equal(decode_in_child(nested, sizeof(nested)), -1);
 }
 
+/* A record without a run (every record written before runs were billed) keeps its bytes: the
+ * encoder adds "run" only when set, so it has the 15 keys it always had, and decodes with no run. */
+static void test_no_run_keeps_old_layout(void **state)
+{
+    tg_usage_t u;
+    memset(&u, 0, sizeof(u));
+    strcpy(u.request_id, "req_old");
+    strcpy(u.model, "gpt-4o");
+    u.prompt_tokens = 3;
+    uint8_t buf[1024];
+    int n = tg_usage_encode(&u, buf, sizeof(buf));
+    assert_true(n > 0);
+    assert_int_equal(buf[0], 0x80 | 15); /* fixmap of 15 */
+    assert_null(memmem(buf, (size_t)n, "\xa3run", 4));
+    tg_usage_t out;
+    memset(&out, 0xa5, sizeof(out));
+    assert_int_equal(tg_usage_decode(buf, (size_t)n, &out), 0);
+    assert_string_equal(out.run_id, "");
+    strcpy(u.run_id, "run_x");
+    n = tg_usage_encode(&u, buf, sizeof(buf));
+    assert_int_equal(buf[0], 0xde); /* map 16 */
+    assert_int_equal(buf[1] << 8 | buf[2], 16);
+    assert_non_null(memmem(buf, (size_t)n, "\xa3run\xa5run_x", 10));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_every_field),
+        cmocka_unit_test(test_no_run_keeps_old_layout),
         cmocka_unit_test(test_round_trip_extremes),
         cmocka_unit_test(test_max_length_fits_ring_payload),
         cmocka_unit_test(test_buffer_too_small),
