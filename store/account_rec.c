@@ -11,11 +11,12 @@
 #include "store/record.h"
 #include "store/store-i.h"
 
-const char *const tg_acctrec_inherited[] = {"Level",    "Gear",        "Role",        "Tier",      "Factor",      "Rates",
-                                            "RPM",      "RPH",         "RPD",         "TPM",       "TPH",         "TPD",
-                                            "AllowIPs", "AllowModels", "AllowLevels", "Resources", "ModelMapper", "LevelMapper",
-                                            "ModelLimits", "ChildLimit"};
-const size_t tg_acctrec_n_inherited = sizeof(tg_acctrec_inherited) / sizeof(tg_acctrec_inherited[0]);
+/* Fields a child copies from its parent on creation (api-compat 1.6). */
+static const char *const tg_acctrec_inherited[] = {"Level",    "Gear",        "Role",        "Tier",      "Factor",      "Rates",
+                                                   "RPM",      "RPH",         "RPD",         "TPM",       "TPH",         "TPD",
+                                                   "AllowIPs", "AllowModels", "AllowLevels", "Resources", "ModelMapper", "LevelMapper",
+                                                   "ModelLimits", "ChildLimit"};
+static const size_t tg_acctrec_n_inherited = sizeof(tg_acctrec_inherited) / sizeof(tg_acctrec_inherited[0]);
 
 json_t *tg_acctrec_new(const tg_acctrec_init_t *in, time_t now)
 {
@@ -32,6 +33,27 @@ json_t *tg_acctrec_new(const tg_acctrec_init_t *in, time_t now)
                      (json_int_t)in->parent_id, "OwnerID", (json_int_t)in->owner_id, "KeyHash", hash_hex, "PartialKey",
                      in->key + in->key_len - partial, partial, "CreditUsed", (json_int_t)0, "Requests", (json_int_t)0, "CreatedAt",
                      ts, "UpdatedAt", ts);
+}
+
+json_t *tg_acctrec_new_child(const tg_acctrec_init_t *init, const json_t *parent, time_t now)
+{
+    json_t *rec = tg_acctrec_new(init, now);
+    if (rec == NULL)
+        return NULL;
+    for (size_t i = 0; i < tg_acctrec_n_inherited; i++) {
+        json_t *pv = json_object_get(parent, tg_acctrec_inherited[i]);
+        if (pv)
+            json_object_set_new(rec, tg_acctrec_inherited[i], json_deep_copy(pv));
+    }
+    if (!json_object_get(rec, "ChildLimit"))
+        json_object_set_new(rec, "ChildLimit", json_integer(TG_CHILD_LIMIT_UNLIMITED));
+    json_object_set_new(rec, "Child", json_integer(0));
+    json_object_set_new(rec, "CreditBalance", json_array());
+    json_object_set_new(rec, "Overdraft", json_integer(0));
+    json_object_set_new(rec, "LedgerSeq", json_integer(0));
+    json_object_set_new(rec, "CardSeq", json_integer(0));
+    json_object_set_new(rec, "CreditGranted", json_integer(0));
+    return rec;
 }
 
 void tg_acctrec_put_keyhash(rocksdb_writebatch_t *batch, tg_store_t *s, const uint8_t hash[32], uint64_t id)

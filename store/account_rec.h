@@ -18,6 +18,8 @@
  * and far enough from INT64_MAX that reservations can be added to it without overflow. */
 #define TG_BALANCE_UNLIMITED (INT64_MAX / 4)
 #define TG_PARTIAL_KEY_LEN 20
+/* ChildLimit when none is set: no limit on the number of children (api-compat 1.6). */
+#define TG_CHILD_LIMIT_UNLIMITED 88888888
 
 typedef struct tg_acctrec_init {
     uint64_t id, parent_id, owner_id;
@@ -30,13 +32,13 @@ typedef struct tg_acctrec_init {
     size_t key_len;
 } tg_acctrec_init_t;
 
-/** Fields a child copies from its parent on creation (api-compat 1.6): the Manage API and
- * `tollgate admin import` both use this list. */
-extern const char *const tg_acctrec_inherited[];
-extern const size_t tg_acctrec_n_inherited;
-
 /** A new account record with counters at zero and CreatedAt = UpdatedAt = NOW. NULL when out of memory. */
 json_t *tg_acctrec_new(const tg_acctrec_init_t *init, time_t now);
+/** A new child of PARENT (tg_acctrec_new): the fields a child inherits (api-compat 1.6) copied from PARENT,
+ * ChildLimit unlimited unless inherited, no children, cards, overdraft or credit yet, and its
+ * ledger and card sequences at zero. NULL when out of memory. Both account creators (the Manage
+ * API and `tollgate admin import`) build their records with it. */
+json_t *tg_acctrec_new_child(const tg_acctrec_init_t *init, const json_t *parent, time_t now);
 /** Adds keyhash[HASH] = ID to BATCH. */
 void tg_acctrec_put_keyhash(rocksdb_writebatch_t *batch, tg_store_t *s, const uint8_t hash[32], uint64_t id);
 /** The account whose API key is KEY (LEN bytes), whatever its Status (new reference), or NULL. */

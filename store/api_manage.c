@@ -82,7 +82,6 @@ static const fdef_t g_fields[] = {
 };
 #define N_FIELDS (sizeof(g_fields) / sizeof(g_fields[0]))
 
-#define CHILD_LIMIT_UNLIMITED 88888888
 #define RATES_MAX 1000.0
 #define INT_FIELD_MAX 2000000000LL
 
@@ -651,7 +650,7 @@ json_t *tg_manage_parent_view(tg_api_req_t *r, const json_t *p)
                      tg_rec_str(p, "Name", ""), "Level", (json_int_t)tg_rec_i64(p, "Level", 1), "Rates", num_of(p, "Rates", 1.0),
                      "Balance", tg_api_money(tg_api_shown_balance(p, inflight)), "Child",
                      (json_int_t)tg_rec_i64(p, "Child", 0), "ChildLimit",
-                     (json_int_t)tg_rec_i64(p, "ChildLimit", CHILD_LIMIT_UNLIMITED), "CreditBalance", tg_api_cards_view(p),
+                     (json_int_t)tg_rec_i64(p, "ChildLimit", TG_CHILD_LIMIT_UNLIMITED), "CreditBalance", tg_api_cards_view(p),
                      "HardLimit", tg_api_money(tg_rec_i64(p, "HardLimit", 0)), "SoftLimit",
                      tg_api_money(tg_rec_i64(p, "SoftLimit", 0)), "RPM", (json_int_t)tg_rec_i64(p, "RPM", 0));
 }
@@ -669,7 +668,7 @@ static void add_key_fields(json_t *upd, const json_t *rec)
     json_object_set_new(upd, "Level", json_integer(tg_rec_i64(rec, "Level", 1)));
     json_object_set_new(upd, "Rates", json_real(num_of(rec, "Rates", 1.0)));
     json_object_set_new(upd, "RPM", json_integer(tg_rec_i64(rec, "RPM", 0)));
-    json_object_set_new(upd, "ChildLimit", json_integer(tg_rec_i64(rec, "ChildLimit", CHILD_LIMIT_UNLIMITED)));
+    json_object_set_new(upd, "ChildLimit", json_integer(tg_rec_i64(rec, "ChildLimit", TG_CHILD_LIMIT_UNLIMITED)));
     json_object_set_new(upd, "Child", json_integer(tg_rec_i64(rec, "Child", 0)));
     json_object_set_new(upd, "Status", json_boolean(tg_rec_bool(rec, "Status", 1)));
 }
@@ -714,7 +713,7 @@ void tg_api_users_create(tg_api_req_t *r)
             tg_api_error(r, 400, "missing_field", "%s: required", *req);
             goto done;
         }
-    int64_t child_limit = tg_rec_i64(parent, "ChildLimit", CHILD_LIMIT_UNLIMITED);
+    int64_t child_limit = tg_rec_i64(parent, "ChildLimit", TG_CHILD_LIMIT_UNLIMITED);
     if (tg_rec_i64(parent, "Child", 0) >= child_limit) {
         tg_api_error(r, 403, "child_limit", "this account may have at most %lld children (ChildLimit)", (long long)child_limit);
         goto done;
@@ -741,22 +740,7 @@ void tg_api_users_create(tg_api_req_t *r)
                               .factor = num_of(parent, "Factor", 1.0),
                               .key = key,
                               .key_len = TG_KEY_LEN};
-    nr = tg_acctrec_new(&init, t.now);
-    for (size_t i = 0; nr && i < tg_acctrec_n_inherited; i++) {
-        json_t *pv = json_object_get(parent, tg_acctrec_inherited[i]);
-        if (pv)
-            json_object_set_new(nr, tg_acctrec_inherited[i], json_deep_copy(pv));
-    }
-    if (nr && !json_object_get(nr, "ChildLimit"))
-        json_object_set_new(nr, "ChildLimit", json_integer(CHILD_LIMIT_UNLIMITED));
-    if (nr) {
-        json_object_set_new(nr, "Child", json_integer(0));
-        json_object_set_new(nr, "CreditBalance", json_array());
-        json_object_set_new(nr, "Overdraft", json_integer(0));
-        json_object_set_new(nr, "LedgerSeq", json_integer(0));
-        json_object_set_new(nr, "CardSeq", json_integer(0));
-        json_object_set_new(nr, "CreditGranted", json_integer(0));
-    }
+    nr = tg_acctrec_new_child(&init, parent, t.now);
     if (nr == NULL || tg_txn_add_new(&t, nr) == NULL) {
         nr = NULL;
         tg_api_error(r, 500, NULL, "out of memory");

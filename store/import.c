@@ -21,7 +21,6 @@
 
 #define IMPORT_CHUNK 10000u     /* accounts per WriteBatch */
 #define IMPORT_SHOWN_ERRORS 50  /* line errors printed; the rest are counted */
-#define CHILD_LIMIT_UNLIMITED 88888888
 #define LIMIT_MAX 2000000000LL
 
 static const char *const g_limit_fields[] = {"RPM", "RPH", "RPD", "TPM", "TPH", "TPD"};
@@ -228,7 +227,7 @@ static void import_line(imp_t *m, json_t *obj)
     if (parent == NULL)
         return;
     uint64_t parent_id = tg_rec_u64(parent, "ID", 0);
-    if (tg_rec_i64(parent, "Child", 0) >= tg_rec_i64(parent, "ChildLimit", CHILD_LIMIT_UNLIMITED)) {
+    if (tg_rec_i64(parent, "Child", 0) >= tg_rec_i64(parent, "ChildLimit", TG_CHILD_LIMIT_UNLIMITED)) {
         line_error(m, "Parent: account %llu may have no more children (ChildLimit)", (unsigned long long)parent_id);
         return;
     }
@@ -247,24 +246,11 @@ static void import_line(imp_t *m, json_t *obj)
                               .factor = tg_rec_f64(parent, "Factor", 1.0),
                               .key = key,
                               .key_len = strlen(key)};
-    json_t *rec = tg_acctrec_new(&init, m->now);
+    json_t *rec = tg_acctrec_new_child(&init, parent, m->now);
     if (rec == NULL) {
         line_error(m, "out of memory");
         return;
     }
-    for (size_t i = 0; i < tg_acctrec_n_inherited; i++) {
-        json_t *pv = json_object_get(parent, tg_acctrec_inherited[i]);
-        if (pv)
-            json_object_set_new(rec, tg_acctrec_inherited[i], json_deep_copy(pv));
-    }
-    if (!json_object_get(rec, "ChildLimit"))
-        json_object_set_new(rec, "ChildLimit", json_integer(CHILD_LIMIT_UNLIMITED));
-    json_object_set_new(rec, "Child", json_integer(0));
-    json_object_set_new(rec, "CreditBalance", json_array());
-    json_object_set_new(rec, "Overdraft", json_integer(0));
-    json_object_set_new(rec, "LedgerSeq", json_integer(0));
-    json_object_set_new(rec, "CardSeq", json_integer(0));
-    json_object_set_new(rec, "CreditGranted", json_integer(0));
     for (size_t i = 0; i < sizeof(g_limit_fields) / sizeof(g_limit_fields[0]); i++) {
         json_t *l = json_object_get(obj, g_limit_fields[i]);
         if (l)

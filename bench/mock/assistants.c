@@ -94,11 +94,7 @@ static void render_run(mj_buf_t *out, const mock_obj_t *r)
 /* The thread named by path segment 2 (/v1/threads/{id}...), or NULL after answering 404. */
 static mock_obj_t *thread_of(mock_exchange_t *ex)
 {
-    h2o_iovec_t id = path_segment(ex->req, 2);
-    mock_obj_t *t = obj_find(OBJ_THREAD, ex->key, id);
-    if (t == NULL)
-        reject_not_found(ex, "thread", id);
-    return t;
+    return obj_at_path(ex, OBJ_THREAD, 2, NULL, "thread");
 }
 
 /* ---- body members -------------------------------------------------------------------------------------------------- */
@@ -144,10 +140,7 @@ void threads_create(h2o_req_t *req)
     fields_t f;
     if (ex == NULL || read_body(ex, &f) != 0)
         return;
-    mock_obj_t *t = obj_new(OBJ_THREAD, ex->key, "thread_mock", NULL);
-    mj_buf_t out = {0};
-    render_thread(&out, t);
-    serve_json(ex, &out);
+    serve_obj(ex, render_thread, obj_new(OBJ_THREAD, ex->key, "thread_mock", NULL));
 }
 
 void threads_retrieve(h2o_req_t *req)
@@ -156,9 +149,7 @@ void threads_retrieve(h2o_req_t *req)
     mock_obj_t *t;
     if (ex == NULL || (t = thread_of(ex)) == NULL)
         return;
-    mj_buf_t out = {0};
-    render_thread(&out, t);
-    serve_json(ex, &out);
+    serve_obj(ex, render_thread, t);
 }
 
 void threads_delete(h2o_req_t *req)
@@ -195,9 +186,7 @@ void messages_create(h2o_req_t *req)
     mock_obj_t *m = obj_new(OBJ_MESSAGE, ex->key, "msg_thr_mock", t->id);
     obj_set_text(&m->a, f.role.base, f.role.len, 1);
     obj_set_text(&m->b, f.content.base, f.content.len, 1);
-    mj_buf_t out = {0};
-    render_message(&out, m);
-    serve_json(ex, &out);
+    serve_obj(ex, render_message, m);
 }
 
 void messages_list(h2o_req_t *req)
@@ -206,16 +195,7 @@ void messages_list(h2o_req_t *req)
     mock_obj_t *t;
     if (ex == NULL || (t = thread_of(ex)) == NULL)
         return;
-    mj_buf_t items = {0};
-    const char *first = NULL, *last = NULL;
-    for (mock_obj_t *m = obj_next(NULL, OBJ_MESSAGE, ex->key, t->id); m != NULL; m = obj_next(m, OBJ_MESSAGE, ex->key, t->id)) {
-        if (first != NULL)
-            mj_append(&items, ",", 1);
-        render_message(&items, m);
-        first = first != NULL ? first : m->id;
-        last = m->id;
-    }
-    serve_list(ex, &items, first, last);
+    serve_objs(ex, OBJ_MESSAGE, t->id, render_message, NULL, NULL);
 }
 
 /* The run completes: the assistant's reply (the deterministic completion text of its pieces) joins the thread. */
@@ -264,12 +244,11 @@ static mock_obj_t *new_run(mock_exchange_t *ex, mock_obj_t *t, const fields_t *f
 /* Answers the new run R: its object, or with "stream": true the events of its whole life (created, completed, done). */
 static void serve_run(mock_exchange_t *ex, mock_obj_t *t, mock_obj_t *r, const fields_t *f)
 {
-    mj_buf_t out = {0};
     if (!(f->has_stream && f->stream.type == MJ_TRUE)) {
-        render_run(&out, r);
-        serve_json(ex, &out);
+        serve_obj(ex, render_run, r);
         return;
     }
+    mj_buf_t out = {0};
     mj_printf(&out, "event: thread.run.created\ndata: ");
     render_run(&out, r);
     complete_run(ex, t, r);
@@ -305,38 +284,28 @@ void threads_create_and_run(h2o_req_t *req)
     serve_run(ex, t, r, &f);
 }
 
+/* Listed, a run completes (CTX: its thread): every run is shown. */
+static int completed_run(mock_exchange_t *ex, mock_obj_t *r, void *ctx)
+{
+    complete_run(ex, ctx, r);
+    return 1;
+}
+
 void runs_list(h2o_req_t *req)
 {
     mock_exchange_t *ex = begin(req);
     mock_obj_t *t;
     if (ex == NULL || (t = thread_of(ex)) == NULL)
         return;
-    mj_buf_t items = {0};
-    const char *first = NULL, *last = NULL;
-    for (mock_obj_t *r = obj_next(NULL, OBJ_RUN, ex->key, t->id); r != NULL; r = obj_next(r, OBJ_RUN, ex->key, t->id)) {
-        complete_run(ex, t, r);
-        if (first != NULL)
-            mj_append(&items, ",", 1);
-        render_run(&items, r);
-        first = first != NULL ? first : r->id;
-        last = r->id;
-    }
-    serve_list(ex, &items, first, last);
+    serve_objs(ex, OBJ_RUN, t->id, render_run, completed_run, t);
 }
 
 void runs_retrieve(h2o_req_t *req)
 {
     mock_exchange_t *ex = begin(req);
     mock_obj_t *t, *r;
-    if (ex == NULL || (t = thread_of(ex)) == NULL)
+    if (ex == NULL || (t = thread_of(ex)) == NULL || (r = obj_at_path(ex, OBJ_RUN, 4, t->id, "run")) == NULL)
         return;
-    h2o_iovec_t id = path_segment(req, 4);
-    if ((r = obj_find(OBJ_RUN, ex->key, id)) == NULL || strcmp(r->parent, t->id) != 0) {
-        reject_not_found(ex, "run", id);
-        return;
-    }
     complete_run(ex, t, r);
-    mj_buf_t out = {0};
-    render_run(&out, r);
-    serve_json(ex, &out);
+    serve_obj(ex, render_run, r);
 }

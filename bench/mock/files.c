@@ -153,9 +153,15 @@ void files_create(h2o_req_t *req)
     obj_set_text(&f->a, u.file.filename.base, u.file.filename.len, 0);
     obj_set_text(&f->b, u.purpose.value.base, u.purpose.value.len, 0);
     obj_set_data(f, u.file.value.base, u.file.value.len);
-    mj_buf_t out = {0};
-    render_file(&out, f);
-    serve_json(ex, &out);
+    serve_obj(ex, render_file, f);
+}
+
+/* GET /v1/files?purpose=P lists the files of purpose P only (CTX: the query's value, {NULL, 0} when absent). */
+static int of_purpose(mock_exchange_t *ex, mock_obj_t *f, void *ctx)
+{
+    (void)ex;
+    const h2o_iovec_t *purpose = ctx;
+    return purpose->base == NULL || (strlen(f->b) == purpose->len + 2 && memcmp(f->b + 1, purpose->base, purpose->len) == 0);
 }
 
 void files_list(h2o_req_t *req)
@@ -164,29 +170,13 @@ void files_list(h2o_req_t *req)
     if (ex == NULL || exchange_apply_fault(ex))
         return;
     h2o_iovec_t purpose = query_param(req, H2O_STRLIT("purpose"));
-    mj_buf_t items = {0};
-    const char *first = NULL, *last = NULL;
-    for (mock_obj_t *f = obj_next(NULL, OBJ_FILE, ex->key, NULL); f != NULL; f = obj_next(f, OBJ_FILE, ex->key, NULL)) {
-        if (purpose.base != NULL &&
-            !(strlen(f->b) == purpose.len + 2 && memcmp(f->b + 1, purpose.base, purpose.len) == 0))
-            continue;
-        if (first != NULL)
-            mj_append(&items, ",", 1);
-        render_file(&items, f);
-        first = first != NULL ? first : f->id;
-        last = f->id;
-    }
-    serve_list(ex, &items, first, last);
+    serve_objs(ex, OBJ_FILE, NULL, render_file, of_purpose, &purpose);
 }
 
 /* The file named by path segment 2 (/v1/files/{id}...), or NULL after answering 404. */
 static mock_obj_t *file_of(mock_exchange_t *ex)
 {
-    h2o_iovec_t id = path_segment(ex->req, 2);
-    mock_obj_t *f = obj_find(OBJ_FILE, ex->key, id);
-    if (f == NULL)
-        reject_not_found(ex, "File object", id);
-    return f;
+    return obj_at_path(ex, OBJ_FILE, 2, NULL, "File object");
 }
 
 void files_retrieve(h2o_req_t *req)
@@ -195,9 +185,7 @@ void files_retrieve(h2o_req_t *req)
     mock_obj_t *f;
     if (ex == NULL || exchange_apply_fault(ex) || (f = file_of(ex)) == NULL)
         return;
-    mj_buf_t out = {0};
-    render_file(&out, f);
-    serve_json(ex, &out);
+    serve_obj(ex, render_file, f);
 }
 
 void files_content(h2o_req_t *req)

@@ -288,6 +288,17 @@ void reject_not_found(mock_exchange_t *ex, const char *what, h2o_iovec_t id);
 void serve_json(mock_exchange_t *ex, mj_buf_t *body);
 /* Answers 200 with an OpenAI list of the comma-separated JSON objects in items (freed). */
 void serve_list(mock_exchange_t *ex, mj_buf_t *items, const char *first_id, const char *last_id);
+/* The object of KIND whose id is path segment INDEX (and whose parent is PARENT, unless NULL) that the exchange's key
+ * sees; NULL after answering 404 "No such WHAT". */
+mock_obj_t *obj_at_path(mock_exchange_t *ex, mock_obj_kind_t kind, size_t index, const char *parent, const char *what);
+typedef void (*obj_render_fn)(mj_buf_t *out, const mock_obj_t *o);
+/* Whether a listing shows O (it may bring O up to date first); ctx as given to serve_objs. */
+typedef int (*obj_keep_fn)(mock_exchange_t *ex, mock_obj_t *o, void *ctx);
+/* Answers 200 with O as RENDER writes it. */
+void serve_obj(mock_exchange_t *ex, obj_render_fn render, const mock_obj_t *o);
+/* Answers 200 with the list of the objects of KIND under PARENT (NULL: any) that the exchange's key sees, newest
+ * first, those KEEP accepts (NULL: all), each as RENDER writes it. */
+void serve_objs(mock_exchange_t *ex, mock_obj_kind_t kind, const char *parent, obj_render_fn render, obj_keep_fn keep, void *ctx);
 
 /* ---- files.c, assistants.c: the OpenAI Files and Assistants (threads, messages, runs) surfaces ---------------------- */
 

@@ -137,3 +137,37 @@ void serve_list(mock_exchange_t *ex, mj_buf_t *items, const char *first_id, cons
     mj_free(items);
     serve_json(ex, &out);
 }
+
+mock_obj_t *obj_at_path(mock_exchange_t *ex, mock_obj_kind_t kind, size_t index, const char *parent, const char *what)
+{
+    h2o_iovec_t id = path_segment(ex->req, index);
+    mock_obj_t *o = obj_find(kind, ex->key, id);
+    if (o == NULL || (parent != NULL && strcmp(o->parent, parent) != 0)) {
+        reject_not_found(ex, what, id);
+        return NULL;
+    }
+    return o;
+}
+
+void serve_obj(mock_exchange_t *ex, obj_render_fn render, const mock_obj_t *o)
+{
+    mj_buf_t out = {0};
+    render(&out, o);
+    serve_json(ex, &out);
+}
+
+void serve_objs(mock_exchange_t *ex, mock_obj_kind_t kind, const char *parent, obj_render_fn render, obj_keep_fn keep, void *ctx)
+{
+    mj_buf_t items = {0};
+    const char *first = NULL, *last = NULL;
+    for (mock_obj_t *o = obj_next(NULL, kind, ex->key, parent); o != NULL; o = obj_next(o, kind, ex->key, parent)) {
+        if (keep != NULL && !keep(ex, o, ctx))
+            continue;
+        if (first != NULL)
+            mj_append(&items, ",", 1);
+        render(&items, o);
+        first = first != NULL ? first : o->id;
+        last = o->id;
+    }
+    serve_list(ex, &items, first, last);
+}

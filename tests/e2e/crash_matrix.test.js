@@ -10,6 +10,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { startMock, startGateway, runTollgate, waitFor, sleep, assertCleanLog } from './lib/harness.js';
+import { gatewayApi, ownerWithKey } from './lib/api.js';
 
 const ROUNDS = Number(process.env.CRASH_ROUNDS ?? 2);
 const CLIENTS = 6;
@@ -30,12 +31,7 @@ after(async () => {
   await mock?.stop();
 });
 
-async function api(key, method, path, body) {
-  const headers = { authorization: key };
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const r = await fetch(`${gw.base}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  return { status: r.status, body: await r.json().catch(() => null) };
-}
+const api = (key, method, path, body) => gatewayApi(gw, key, method, path, body);
 
 /** Chat requests from random accounts until STOP() says so, half of them streamed. */
 async function client(keys, stop) {
@@ -113,14 +109,10 @@ async function reconcile(accountIds) {
 }
 
 test('kill -9 of workers, the persister, the master and the whole tree: every upstream request billed once', async () => {
-  let r = await api(gw.rootKey, 'POST', '/x-users', { Name: 'matrix-owner', Email: 'matrix@example.com', CreditGranted: 1000 });
-  assert.equal(r.status, 200);
-  const owner = r.body.User;
-  r = await api(owner.SecretKey, 'POST', '/x-keys', { Level: 1, Provider: mock.url, SecretKey: 'sk-mock-upstream-key-0001' });
-  assert.equal(r.status, 200);
+  const owner = await ownerWithKey(gw, mock.url, 'matrix-owner', 1000);
   const accounts = [];
   for (let i = 0; i < 3; i++) {
-    r = await api(owner.SecretKey, 'POST', '/x-users', { Name: `matrix-${i}`, Email: `matrix-${i}@example.com`, CreditGranted: GRANT });
+    const r = await api(owner.SecretKey, 'POST', '/x-users', { Name: `matrix-${i}`, Email: `matrix-${i}@example.com`, CreditGranted: GRANT });
     assert.equal(r.status, 200);
     accounts.push(r.body.User);
   }

@@ -5,27 +5,19 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { startMock, startGateway, runTollgate, waitFor, sleep } from './lib/harness.js';
+import { gatewayApi, ownerWithKey } from './lib/api.js';
 
 let mock, gw, owner, child;
 
-async function api(key, method, path, body) {
-  const headers = { authorization: key };
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const r = await fetch(`${gw.base}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const text = await r.text();
-  let json;
-  try { json = JSON.parse(text); } catch { json = text; }
-  return { status: r.status, body: json, headers: r.headers };
-}
+const api = (key, method, path, body) => gatewayApi(gw, key, method, path, body);
 
 before(async () => {
   mock = await startMock();
   gw = await startGateway({ mock, extra: 'store:\n  allow_private_providers: true\n' });
-  let r = await api(gw.rootKey, 'POST', '/x-users', { Name: 'dash-owner', Email: 'dash-owner@example.com', CreditGranted: 500 });
-  owner = { id: r.body.User.ID, key: r.body.User.SecretKey };
-  r = await api(owner.key, 'POST', '/x-users', { Name: 'dash-child', Email: 'dash-child@example.com', CreditGranted: 50, RPM: 60 });
+  const u = await ownerWithKey(gw, mock.url, 'dash-owner', 500);
+  owner = { id: u.ID, key: u.SecretKey };
+  const r = await api(owner.key, 'POST', '/x-users', { Name: 'dash-child', Email: 'dash-child@example.com', CreditGranted: 50, RPM: 60 });
   child = { id: r.body.User.ID, key: r.body.User.SecretKey };
-  await api(owner.key, 'POST', '/x-keys', { Level: 1, Provider: mock.url, SecretKey: 'sk-mock-upstream-key-0001' });
 });
 
 after(async () => {

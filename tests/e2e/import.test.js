@@ -8,19 +8,12 @@ import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startMock, startGateway, runTollgate, makeKey } from './lib/harness.js';
+import { gatewayApi, ownerWithKey } from './lib/api.js';
 
 const N = 3000;
 let mock, gw, owner;
 
-async function api(key, method, path, body) {
-  const headers = { authorization: key };
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const r = await fetch(`${gw.base}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const text = await r.text();
-  let json;
-  try { json = JSON.parse(text); } catch { json = text; }
-  return { status: r.status, body: json, headers: r.headers };
-}
+const api = (key, method, path, body) => gatewayApi(gw, key, method, path, body);
 
 function chat(key) {
   return fetch(`${gw.base}/v1/chat/completions`, {
@@ -34,11 +27,8 @@ const jsonl = (rows) => rows.map((r) => (typeof r === 'string' ? r : JSON.string
 before(async () => {
   mock = await startMock();
   gw = await startGateway({ mock, maxAccounts: N + 100, extra: 'store:\n  allow_private_providers: true\n' });
-  const r = await api(gw.rootKey, 'POST', '/x-users', { Name: 'imp-owner', Email: 'imp-owner@example.com', CreditGranted: 20000 });
-  assert.equal(r.status, 200, JSON.stringify(r.body));
-  owner = { id: r.body.User.ID, key: r.body.User.SecretKey };
-  const k = await api(owner.key, 'POST', '/x-keys', { Level: 1, Provider: mock.url, SecretKey: 'sk-mock-upstream-key-0001' });
-  assert.equal(k.status, 200, JSON.stringify(k.body));
+  const u = await ownerWithKey(gw, mock.url, 'imp-owner', 20000);
+  owner = { id: u.ID, key: u.SecretKey };
 });
 
 after(async () => {

@@ -5,6 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startMock, startGateway, runTollgate, waitFor, sleep } from './lib/harness.js';
+import { gatewayApi, ownerWithKey } from './lib/api.js';
 
 let mock, gw;
 
@@ -18,12 +19,7 @@ after(async () => {
   await mock?.stop();
 });
 
-async function api(key, method, path, body) {
-  const headers = { authorization: key };
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const r = await fetch(`${gw.base}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  return { status: r.status, body: await r.json().catch(() => null) };
-}
+const api = (key, method, path, body) => gatewayApi(gw, key, method, path, body);
 
 /** Sends requests until STOP() says so; returns how many got a 200. */
 async function traffic(key, stop) {
@@ -43,12 +39,8 @@ async function traffic(key, stop) {
 }
 
 test('kill -9 of the persister, then of the whole tree: usage, cards and ledger still reconcile', async () => {
-  let r = await api(gw.rootKey, 'POST', '/x-users', { Name: 'crash-owner', Email: 'crash@example.com', CreditGranted: 1000 });
-  assert.equal(r.status, 200);
-  const owner = r.body.User;
-  r = await api(owner.SecretKey, 'POST', '/x-keys', { Level: 1, Provider: mock.url, SecretKey: 'sk-mock-upstream-key-0001' });
-  assert.equal(r.status, 200);
-  r = await api(owner.SecretKey, 'POST', '/x-users', { Name: 'crash-child', Email: 'crash-child@example.com', CreditGranted: 500 });
+  const owner = await ownerWithKey(gw, mock.url, 'crash-owner', 1000);
+  const r = await api(owner.SecretKey, 'POST', '/x-users', { Name: 'crash-child', Email: 'crash-child@example.com', CreditGranted: 500 });
   const child = r.body.User;
   await mock.reset();
 

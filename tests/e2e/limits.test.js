@@ -5,18 +5,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startMock, startGateway, waitFor } from './lib/harness.js';
+import { gatewayApi, ownerWithKey } from './lib/api.js';
 
 let mock, gw, owner;
 
-async function api(key, method, path, body) {
-  const headers = { authorization: key };
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const r = await fetch(`${gw.base}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const text = await r.text();
-  let json;
-  try { json = JSON.parse(text); } catch { json = text; }
-  return { status: r.status, body: json, headers: r.headers };
-}
+const api = (key, method, path, body) => gatewayApi(gw, key, method, path, body);
 
 async function create(parentKey, name, extra = {}) {
   const r = await api(parentKey, 'POST', '/x-users', { Name: name, Email: `${name}@example.com`, CreditGranted: 50, ...extra });
@@ -34,9 +27,8 @@ function chat(key, model = 'gpt-4o-mini', extra = {}) {
 before(async () => {
   mock = await startMock(['--chunks', '4']);
   gw = await startGateway({ mock, extra: 'store:\n  allow_private_providers: true\n' });
-  owner = await create(gw.rootKey, 'limits-owner', { CreditGranted: 1000 });
-  const k = await api(owner.key, 'POST', '/x-keys', { Level: 1, Provider: mock.url, SecretKey: 'sk-owner-pool-key-000001' });
-  assert.equal(k.status, 200, JSON.stringify(k.body));
+  const u = await ownerWithKey(gw, mock.url, 'limits-owner', 1000, 'sk-owner-pool-key-000001');
+  owner = { id: u.ID, key: u.SecretKey };
 });
 
 after(async () => {

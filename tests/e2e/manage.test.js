@@ -5,6 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startMock, startGateway, runTollgate, waitFor } from './lib/harness.js';
+import { gatewayApi } from './lib/api.js';
 
 let mock, gw;
 
@@ -19,15 +20,7 @@ after(async () => {
 });
 
 /** Calls the API the way the real pages do: the bare key in Authorization, JSON bodies. */
-export async function api(key, method, path, body) {
-  const headers = { authorization: key };
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const r = await fetch(`${gw.base}${path}`, { method, headers, body: body === undefined ? undefined : (typeof body === 'string' ? body : JSON.stringify(body)) });
-  const text = await r.text();
-  let json;
-  try { json = JSON.parse(text); } catch { json = text; }
-  return { status: r.status, body: json, headers: r.headers };
-}
+const api = (key, method, path, body) => gatewayApi(gw, key, method, path, body);
 
 const cents = (x) => Math.round(x * 100);
 const balanceOf = async (key) => (await api(key, 'GET', '/dashboard/info')).body.balance;

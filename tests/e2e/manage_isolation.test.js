@@ -7,19 +7,12 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startMock, startGateway } from './lib/harness.js';
+import { gatewayApi } from './lib/api.js';
 
 let mock, gw;
 const accounts = {}; // name → {id, key, dna, parent}
 
-async function api(key, method, path, body) {
-  const headers = { authorization: key };
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const r = await fetch(`${gw.base}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const text = await r.text();
-  let json;
-  try { json = JSON.parse(text); } catch { json = text; }
-  return { status: r.status, body: json };
-}
+const api = (key, method, path, body) => gatewayApi(gw, key, method, path, body);
 
 async function make(parent, name, credit) {
   const p = accounts[parent];

@@ -168,9 +168,11 @@ test('every served request has exactly one usage record in the store, matching t
   for (const r of fresh) assert.equal(log.filter((l) => l.rid === r.rid).length, 1);
 });
 
-test('a stream the client abandons is cancelled upstream at once and billed by estimate', async () => {
+/** A gateway (UPSTREAM: its upstream section) over a mock streaming 20 chunks 100 ms apart; a client
+ * reads three content events of a stream and leaves. Then CHECK(mock, gateway); both are stopped after. */
+async function abandonedStream(upstream, check) {
   const slow = await startMock(['--chunks', '20', '--chunk-delay-ms', '100']);
-  const gw2 = await startGateway({ mock: slow });
+  const gw2 = await startGateway({ mock: slow, upstream });
   try {
     const ac = new AbortController();
     const r = await fetch(`${gw2.base}/v1/chat/completions`, {
@@ -182,6 +184,15 @@ test('a stream the client abandons is cancelled upstream at once and billed by e
     let got = '';
     while ((got.match(/"content":"[^"]+"/g) ?? []).length < 3) got += new TextDecoder().decode((await reader.read()).value);
     ac.abort();
+    await check(slow, gw2);
+  } finally {
+    await gw2.cleanup();
+    await slow.stop();
+  }
+}
+
+test('a stream the client abandons is cancelled upstream at once and billed by estimate', async () => {
+  await abandonedStream('', async (slow, gw2) => {
     await waitFor(async () => (await slow.stats()).aborted === 1, { what: 'the mock to see the upstream transfer cancelled' });
     let rec;
     await waitFor(() => { [rec] = gw2.usage(); return rec; }, { what: 'the usage record' });
@@ -190,26 +201,11 @@ test('a stream the client abandons is cancelled upstream at once and billed by e
     assert.ok(rec.ct >= 2 && rec.ct < 40, `completion tokens estimated from the relayed text: ${rec.ct}`);
     assert.ok(rec.pt > 0);
     assert.equal((await slow.stats()).served, 0);
-  } finally {
-    await gw2.cleanup();
-    await slow.stop();
-  }
+  });
 });
 
 test('with client_abort: finish, an abandoned stream is read to its end and billed from the upstream usage', async () => {
-  const slow = await startMock(['--chunks', '20', '--chunk-delay-ms', '100']);
-  const gw2 = await startGateway({ mock: slow, upstream: 'upstream:\n  client_abort: finish\n' });
-  try {
-    const ac = new AbortController();
-    const r = await fetch(`${gw2.base}/v1/chat/completions`, {
-      method: 'POST', signal: ac.signal,
-      headers: { authorization: `Bearer ${gw2.rootKey}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'gpt-4o-mini', stream: true, messages }),
-    });
-    const reader = r.body.getReader();
-    let got = '';
-    while ((got.match(/"content":"[^"]+"/g) ?? []).length < 3) got += new TextDecoder().decode((await reader.read()).value);
-    ac.abort();
+  await abandonedStream('upstream:\n  client_abort: finish\n', async (slow, gw2) => {
     // the upstream transfer goes on after the client left, to the last event
     await waitFor(async () => (await slow.stats()).served === 1, { what: 'the mock to serve the whole stream' });
     const stats = await slow.stats();
@@ -224,10 +220,7 @@ test('with client_abort: finish, an abandoned stream is read to its end and bill
     assert.equal(rec.ct, stats.completion_tokens);
     assert.equal(rec.pt, stats.prompt_tokens);
     assert.ok(rec.cost > 0);
-  } finally {
-    await gw2.cleanup();
-    await slow.stop();
-  }
+  });
 });
 
 test('with client_abort: finish, a client that leaves before a non-streaming answer is billed the real usage', async () => {

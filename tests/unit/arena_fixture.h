@@ -2,12 +2,16 @@
  * create it with tg_test_arena_open (sizes of the test's choosing), re-attach it like a restarted
  * process with tg_test_arena_reopen, and remove it, file and directory, with tg_test_arena_close.
  * Tests that open arenas themselves take only the directory (tg_test_arena_dir and
- * tg_test_arena_remove). Static functions in a header: each test binary includes it once. */
+ * tg_test_arena_remove). As cmocka fixtures: tg_test_arena_setup allocates one into *state and
+ * tg_test_arena_teardown frees it. tg_test_arena_child forks a process that works in the arena
+ * and then waits to be killed (lanes and holds of a dead process). Static functions in a header:
+ * each test binary includes it once. */
 #ifndef TG_ARENA_FIXTURE_H
 #define TG_ARENA_FIXTURE_H
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "shm/arena.h"
@@ -71,6 +75,62 @@ static inline void tg_test_arena_close(tg_test_arena_t *t)
 {
     tg_arena_close(&t->a);
     tg_test_arena_remove(t);
+}
+
+/** cmocka set-up body: allocates a fixture, opens its arena (as tg_test_arena_open) and stores it
+ * in *STATE. 0, or -1. */
+static inline int tg_test_arena_setup(void **state, const char *tag, tg_arena_sizes_t sizes)
+{
+    tg_test_arena_t *t = calloc(1, sizeof(*t));
+    if (!t)
+        return -1;
+    if (tg_test_arena_open(t, tag, sizes) != 0) {
+        free(t);
+        return -1;
+    }
+    *state = t;
+    return 0;
+}
+
+/** cmocka teardown for tg_test_arena_setup: closes and removes the arena and frees the fixture. */
+static inline int tg_test_arena_teardown(void **state)
+{
+    tg_test_arena_t *t = *state;
+    tg_test_arena_close(t);
+    free(t);
+    return 0;
+}
+
+/** Forks a process that runs BODY on T (reservations, say; it may _exit on failure) and then waits
+ * to be killed. Returns its pid once BODY is done, or -1 when the fork or the pipe failed or the
+ * child died before reporting. */
+static inline pid_t tg_test_arena_child(tg_test_arena_t *t, void (*body)(tg_test_arena_t *))
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        body(t);
+        if (write(fds[1], "x", 1) != 1)
+            _exit(4);
+        for (;;)
+            pause();
+    }
+    close(fds[1]);
+    char x;
+    ssize_t n = read(fds[0], &x, 1);
+    close(fds[0]);
+    if (n == 1)
+        return pid;
+    waitpid(pid, NULL, 0);
+    return -1;
 }
 
 #endif

@@ -27,13 +27,7 @@ typedef tg_test_arena_t fixture_t; /* tests/unit/arena_fixture.h */
 
 static int open_arena(void **state, uint32_t max_accounts)
 {
-    fixture_t *f = calloc(1, sizeof(*f));
-    if (!f)
-        return -1;
-    if (tg_test_arena_open(f, "accounts", (tg_arena_sizes_t){max_accounts, 4, 16}) != 0)
-        return -1;
-    *state = f;
-    return 0;
+    return tg_test_arena_setup(state, "accounts", (tg_arena_sizes_t){max_accounts, 4, 16});
 }
 
 static int setup_small(void **state)
@@ -49,14 +43,6 @@ static int setup_tiny(void **state)
 static int setup_large(void **state)
 {
     return open_arena(state, 16384);
-}
-
-static int teardown(void **state)
-{
-    fixture_t *f = *state;
-    tg_test_arena_close(f);
-    free(f);
-    return 0;
 }
 
 static void key_hash_of(const char *key, uint8_t out[32])
@@ -596,15 +582,15 @@ static void test_concurrent_reader(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_publish_lookup_read, setup_small, teardown),
-        cmocka_unit_test_setup_teardown(test_key_rotation, setup_small, teardown),
-        cmocka_unit_test_setup_teardown(test_key_moved_between_slots, setup_small, teardown),
-        cmocka_unit_test_setup_teardown(test_unpublish, setup_small, teardown),
-        cmocka_unit_test_setup_teardown(test_many_accounts, setup_large, teardown),
-        cmocka_unit_test_setup_teardown(test_tombstones, setup_tiny, teardown),
-        cmocka_unit_test_setup_teardown(test_full_hash_compared, setup_small, teardown),
-        cmocka_unit_test_setup_teardown(test_lookup_confirms_slot_key, setup_small, teardown),
-        cmocka_unit_test_setup_teardown(test_concurrent_reader, setup_tiny, teardown),
+        cmocka_unit_test_setup_teardown(test_publish_lookup_read, setup_small, tg_test_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_key_rotation, setup_small, tg_test_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_key_moved_between_slots, setup_small, tg_test_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_unpublish, setup_small, tg_test_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_many_accounts, setup_large, tg_test_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_tombstones, setup_tiny, tg_test_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_full_hash_compared, setup_small, tg_test_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_lookup_confirms_slot_key, setup_small, tg_test_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_reader, setup_tiny, tg_test_arena_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

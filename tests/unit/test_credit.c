@@ -30,9 +30,9 @@ typedef tg_test_arena_t fixture_t; /* tests/unit/arena_fixture.h */
 
 static int setup(void **state)
 {
-    fixture_t *f = calloc(1, sizeof(*f));
-    if (tg_test_arena_open(f, "credit", (tg_arena_sizes_t){64, 8, 1024}) != 0)
+    if (tg_test_arena_setup(state, "credit", (tg_arena_sizes_t){64, 8, 1024}) != 0)
         return -1;
+    fixture_t *f = *state;
     for (uint32_t slot = 0; slot < 4; slot++) {
         tg_account_settings_t st;
         memset(&st, 0, sizeof(st));
@@ -43,15 +43,6 @@ static int setup(void **state)
         tg_key_hash(key, strlen(key), st.key_hash);
         tg_account_publish(&f->a, slot, &st);
     }
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture_t *f = *state;
-    tg_test_arena_close(f);
-    free(f);
     return 0;
 }
 
@@ -171,32 +162,24 @@ static void test_cost(void **state)
     assert_true(tg_cost_nanos(&big, UINT64_MAX, UINT64_MAX, 0, 1000000000, 1000000000) == INT64_MAX / 4); /* no overflow */
 }
 
+/* The body of a process that dies with holds open: four reservations on slot 2, one settled. */
+static void reserve_four_settle_one(fixture_t *f)
+{
+    tg_credit_hold_t h[4];
+    for (int i = 0; i < 4; i++)
+        if (tg_credit_reserve(&f->a, 2, (i + 1) * USD, &NO_TERMS, &h[i]) != TG_CREDIT_OK)
+            _exit(3);
+    tg_credit_settle(&f->a, &h[0], USD / 2, 24300, 0); /* one settled normally */
+}
+
 /* A process killed with reservations open: the reaper gives them back, once. */
 static void test_reap_killed_process(void **state)
 {
     fixture_t *f = *state;
     tg_account_t *acct = &f->a.accounts[2];
     atomic_store(&acct->balance, 100 * USD);
-    int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(fds[0]);
-        tg_credit_hold_t h[4];
-        for (int i = 0; i < 4; i++)
-            if (tg_credit_reserve(&f->a, 2, (i + 1) * USD, &NO_TERMS, &h[i]) != TG_CREDIT_OK)
-                _exit(3);
-        tg_credit_settle(&f->a, &h[0], USD / 2, 24300, 0); /* one settled normally */
-        if (write(fds[1], "x", 1) != 1)
-            _exit(4);
-        pause();
-        _exit(0);
-    }
-    close(fds[1]);
-    char x;
-    assert_int_equal(read(fds[0], &x, 1), 1);
-    close(fds[0]);
+    pid_t pid = tg_test_arena_child(f, reserve_four_settle_one);
+    assert_true(pid > 0);
     assert_true(atomic_load(&acct->reserved) == 9 * USD);
     assert_int_equal(tg_credit_reap(&f->a), 0); /* alive: nothing to do */
     kill(pid, SIGKILL);
@@ -264,13 +247,13 @@ static void test_boot_check(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_reserve_settle, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_min_balance_and_hard_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reserve_settle, setup, tg_test_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_min_balance_and_hard_limit, setup, tg_test_arena_teardown),
         cmocka_unit_test(test_cost),
-        cmocka_unit_test_setup_teardown(test_reap_killed_process, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lanes_per_process, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reap_killed_process, setup, tg_test_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_lanes_per_process, setup, tg_test_arena_teardown),
         cmocka_unit_test(test_journal_capacity),
-        cmocka_unit_test_setup_teardown(test_boot_check, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_boot_check, setup, tg_test_arena_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

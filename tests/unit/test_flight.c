@@ -33,16 +33,15 @@ typedef tg_test_arena_t fixture_t; /* tests/unit/arena_fixture.h */
 
 static int setup_ring(void **state, uint32_t ring_slots)
 {
-    fixture_t *f = calloc(1, sizeof(*f));
-    if (tg_test_arena_open(f, "flight", (tg_arena_sizes_t){16, 8, ring_slots}) != 0)
+    if (tg_test_arena_setup(state, "flight", (tg_arena_sizes_t){16, 8, ring_slots}) != 0)
         return -1;
+    fixture_t *f = *state;
     tg_account_settings_t st;
     memset(&st, 0, sizeof(st));
     st.id = 42;
     st.flags = TG_ACCT_ENABLED;
     tg_account_publish(&f->a, 0, &st);
     atomic_store(&f->a.accounts[0].balance, 100 * USD);
-    *state = f;
     return 0;
 }
 
@@ -56,14 +55,6 @@ static int setup_tiny_ring(void **state)
     return setup_ring(state, 4);
 }
 
-static int teardown(void **state)
-{
-    fixture_t *f = *state;
-    tg_test_arena_close(f);
-    free(f);
-    return 0;
-}
-
 /* Reserves AMOUNT for request RID as the admission does (with its flight entry). */
 static int reserve(fixture_t *f, const char *rid, int64_t amount, int stream, tg_credit_hold_t *h)
 {
@@ -72,26 +63,12 @@ static int reserve(fixture_t *f, const char *rid, int64_t amount, int stream, tg
     return tg_credit_reserve(&f->a, 0, amount, &t, h);
 }
 
-/* Forks a process that runs BODY (reservations), reports, and waits to be killed; returns its pid
- * once BODY is done. */
+/* Forks a process that runs BODY (reservations), and waits to be killed; returns its pid once BODY
+ * is done. */
 static pid_t run_child(fixture_t *f, void (*body)(fixture_t *))
 {
-    int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(fds[0]);
-        body(f);
-        if (write(fds[1], "x", 1) != 1)
-            _exit(4);
-        pause();
-        _exit(0);
-    }
-    close(fds[1]);
-    char x;
-    assert_int_equal(read(fds[0], &x, 1), 1);
-    close(fds[0]);
+    pid_t pid = tg_test_arena_child(f, body);
+    assert_true(pid > 0);
     return pid;
 }
 
@@ -235,9 +212,9 @@ static void test_reboot_bills_requests_in_flight(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_reaper_bills_dispatched_requests, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_full_ring_delays_billing, setup_tiny_ring, teardown),
-        cmocka_unit_test_setup_teardown(test_reboot_bills_requests_in_flight, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reaper_bills_dispatched_requests, setup, tg_test_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_full_ring_delays_billing, setup_tiny_ring, tg_test_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_reboot_bills_requests_in_flight, setup, tg_test_arena_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "h1_feed.h"
 #include "worker/h1wire.h"
 
 /* What a whole exchange produced. */
@@ -28,69 +29,44 @@ typedef struct outcome {
     char first_header[64]; /* "name=value" of the first header */
 } outcome_t;
 
-/* Runs the client's read loop over WIRE delivered STEP bytes at a time: bytes are appended to a
- * buffer, the head is parsed and dropped, body bytes are framed and taken from the front. */
+static void record_head(void *ctx, const tg_h1_response_t *r, const char *buf, size_t held, size_t hl,
+                        const tg_xfer_header_t *h, size_t nh)
+{
+    (void)buf;
+    outcome_t *o = ctx;
+    assert_true(hl <= held);
+    if (r->state == TG_H1_HEAD) {
+        o->interim++;
+        return;
+    }
+    o->status = r->status;
+    if (nh)
+        snprintf(o->first_header, sizeof(o->first_header), "%.*s=%.*s", (int)h[0].name.len, h[0].name.base,
+                 (int)h[0].value.len, h[0].value.base);
+}
+
+static void record_body(void *ctx, const char *buf, size_t held, size_t l, size_t body)
+{
+    outcome_t *o = ctx;
+    assert_true(l <= held);
+    assert_true(body <= l);
+    assert_true(o->body_len + body <= sizeof(o->body));
+    memcpy(o->body + o->body_len, buf, body);
+    o->body_len += body;
+}
+
+/* Runs the client's read loop (h1_feed.h) over WIRE delivered STEP bytes at a time. */
 static void run(const char *wire, size_t len, size_t step, int head_request, outcome_t *o)
 {
-    tg_h1_response_t r;
-    tg_h1_response_init(&r, head_request);
     memset(o, 0, sizeof(*o));
-    char *buf = malloc(len + 1);
-    assert_non_null(buf);
-    size_t held = 0, fed = 0;
-    for (;;) {
-        size_t n = fed + step <= len ? step : len - fed;
-        memcpy(buf + held, wire + fed, n);
-        held += n;
-        fed += n;
-        for (;;) {
-            if (r.state == TG_H1_HEAD) {
-                tg_xfer_header_t h[TG_H1_MAX_HEADERS];
-                size_t nh;
-                const char *why = NULL;
-                int hl = tg_h1_parse_head(&r, buf, held, h, &nh, &why);
-                if (hl < 0) {
-                    assert_non_null(why);
-                    o->rc = -1;
-                    break;
-                }
-                if (hl == 0)
-                    break;
-                if (r.state == TG_H1_HEAD) {
-                    o->interim++;
-                } else {
-                    o->status = r.status;
-                    if (nh)
-                        snprintf(o->first_header, sizeof(o->first_header), "%.*s=%.*s", (int)h[0].name.len,
-                                 h[0].name.base, (int)h[0].value.len, h[0].value.base);
-                }
-                memmove(buf, buf + hl, held - (size_t)hl);
-                held -= (size_t)hl;
-                continue;
-            }
-            size_t l = held, body;
-            int rc = tg_h1_frame_body(&r, buf, &l, &body);
-            if (rc < 0) {
-                o->rc = -1;
-                break;
-            }
-            assert_true(body <= l);
-            assert_true(o->body_len + body <= sizeof(o->body));
-            memcpy(o->body + o->body_len, buf, body);
-            o->body_len += body;
-            memmove(buf, buf + body, l - body);
-            held = l - body;
-            if (rc == 1) {
-                o->rc = 1;
-                o->beyond = held + (len - fed);
-            }
-            break;
-        }
-        if (o->rc != 0 || fed == len)
-            break;
-    }
-    o->keep_alive = r.keep_alive;
-    free(buf);
+    tg_h1_feed_hooks_t hooks = {record_head, record_body, o};
+    tg_h1_feed_result_t res;
+    tg_h1_feed(wire, len, step, head_request, &hooks, &res);
+    if (res.rc == -1 && o->status == 0)
+        assert_non_null(res.why); /* a head refused says why */
+    o->rc = res.rc;
+    o->keep_alive = res.keep_alive;
+    o->beyond = res.beyond;
 }
 
 static void run_all_steps(const char *wire, int head_request, const outcome_t *want)

@@ -29,9 +29,9 @@ typedef tg_test_arena_t fixture_t; /* tests/unit/arena_fixture.h */
  * level 1, 5 unused, 6 owner 1 level 1 disabled by the operator. */
 static int setup(void **state)
 {
-    fixture_t *f = calloc(1, sizeof(*f));
-    if (tg_test_arena_open(f, "keypool", (tg_arena_sizes_t){16, 16, 1024}) != 0)
+    if (tg_test_arena_setup(state, "keypool", (tg_arena_sizes_t){16, 16, 1024}) != 0)
         return -1;
+    fixture_t *f = *state;
     struct {
         uint64_t owner;
         int level, proto, enabled;
@@ -49,15 +49,6 @@ static int setup(void **state)
         snprintf(st.url, sizeof(st.url), "http://127.0.0.1:1");
         tg_upstream_publish(&f->a, i, &st);
     }
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture_t *f = *state;
-    tg_test_arena_close(f);
-    free(f);
     return 0;
 }
 
@@ -192,10 +183,10 @@ static void test_pin(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_round_robin, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sleep_and_disable, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_shared_cursor, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_pin, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_round_robin, setup, tg_test_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_sleep_and_disable, setup, tg_test_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_shared_cursor, setup, tg_test_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_pin, setup, tg_test_arena_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -32,11 +32,7 @@ typedef tg_test_arena_t fixture_t; /* tests/unit/arena_fixture.h */
 
 static int setup_n(void **state, uint32_t accounts)
 {
-    fixture_t *f = calloc(1, sizeof(*f));
-    if (!f || tg_test_arena_open(f, "policy", (tg_arena_sizes_t){accounts, 8, 1024}) != 0)
-        return -1;
-    *state = f;
-    return 0;
+    return tg_test_arena_setup(state, "policy", (tg_arena_sizes_t){accounts, 8, 1024});
 }
 
 static int setup(void **state)
@@ -47,14 +43,6 @@ static int setup(void **state)
 static int setup_big(void **state)
 {
     return setup_n(state, 1024);
-}
-
-static int teardown(void **state)
-{
-    fixture_t *f = *state;
-    tg_test_arena_close(f);
-    free(f);
-    return 0;
 }
 
 static void settings(tg_account_settings_t *st, uint64_t id)
@@ -620,15 +608,15 @@ static void test_prices_table(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_account_blob, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_dedupe_and_free, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_model_limit_states, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_lists_fail_closed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_heap_full, setup_big, teardown),
-        cmocka_unit_test_setup_teardown(test_writer_rebuild, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_snapshot, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_snapshot_swap_while_reading, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_blob_swap_while_reading, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_account_blob, setup, tg_test_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_dedupe_and_free, setup, tg_test_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_model_limit_states, setup, tg_test_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_lists_fail_closed, setup, tg_test_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_heap_full, setup_big, tg_test_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_writer_rebuild, setup, tg_test_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot, setup, tg_test_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_swap_while_reading, setup, tg_test_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_blob_swap_while_reading, setup, tg_test_arena_teardown),
         cmocka_unit_test(test_prices_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

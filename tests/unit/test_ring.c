@@ -28,11 +28,7 @@ typedef tg_test_arena_t fixture_t; /* tests/unit/arena_fixture.h */
 
 static int open_ring(void **state, uint32_t slots)
 {
-    fixture_t *f = calloc(1, sizeof(*f));
-    if (!f || tg_test_arena_open(f, "ring", (tg_arena_sizes_t){4, 1, slots}) != 0)
-        return -1;
-    *state = f;
-    return 0;
+    return tg_test_arena_setup(state, "ring", (tg_arena_sizes_t){4, 1, slots});
 }
 
 static int setup8(void **state)
@@ -43,14 +39,6 @@ static int setup8(void **state)
 static int setup256(void **state)
 {
     return open_ring(state, 256);
-}
-
-static int teardown(void **state)
-{
-    fixture_t *f = *state;
-    tg_test_arena_close(f);
-    free(f);
-    return 0;
 }
 
 /* Record number N: "rec-N" followed by N % 50 bytes derived from N. */
@@ -490,13 +478,13 @@ static void test_pending_and_stuck(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_push_peek_release_order, setup8, teardown),
-        cmocka_unit_test_setup_teardown(test_full, setup8, teardown),
-        cmocka_unit_test_setup_teardown(test_toobig, setup8, teardown),
-        cmocka_unit_test_setup_teardown(test_wraparound, setup8, teardown),
-        cmocka_unit_test_setup_teardown(test_unreleased_survive_reattach, setup8, teardown),
-        cmocka_unit_test_setup_teardown(test_multiprocess_stress, setup256, teardown),
-        cmocka_unit_test_setup_teardown(test_pending_and_stuck, setup8, teardown),
+        cmocka_unit_test_setup_teardown(test_push_peek_release_order, setup8, tg_test_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_full, setup8, tg_test_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_toobig, setup8, tg_test_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_wraparound, setup8, tg_test_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_unreleased_survive_reattach, setup8, tg_test_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_multiprocess_stress, setup256, tg_test_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_pending_and_stuck, setup8, tg_test_arena_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
