@@ -1,0 +1,58 @@
+/* Small append helpers for hot paths: write a number, a string or an IPv4 address at a position
+ * and return the position after it, instead of parsing a printf format every request. The
+ * caller sizes the buffer: each helper states the most it writes. None adds a terminating NUL. */
+#ifndef TG_PUT_H
+#define TG_PUT_H
+
+#include <stdint.h>
+#include <string.h>
+
+/** Decimal digits of V (at most 20 bytes). */
+static inline char *tg_put_u64(char *p, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        *p++ = tmp[--n];
+    return p;
+}
+
+/** V as exactly WIDTH digits, zero-padded (WIDTH <= 20; higher digits are dropped). */
+static inline char *tg_put_u64_pad(char *p, uint64_t v, int width)
+{
+    for (int i = width - 1; i >= 0; i--, v /= 10)
+        p[i] = (char)('0' + v % 10);
+    return p + width;
+}
+
+/** The bytes of S (without its NUL). */
+static inline char *tg_put_str(char *p, const char *s)
+{
+    size_t n = strlen(s);
+    memcpy(p, s, n);
+    return p + n;
+}
+
+/** LEN bytes at S. */
+static inline char *tg_put_mem(char *p, const void *s, size_t len)
+{
+    memcpy(p, s, len);
+    return p + len;
+}
+
+/** Dotted-quad form of the 4 address bytes at A, network order (at most 15 bytes). */
+static inline char *tg_put_ipv4(char *p, const uint8_t a[4])
+{
+    for (int i = 0; i < 4; i++) {
+        if (i)
+            *p++ = '.';
+        p = tg_put_u64(p, a[i]);
+    }
+    return p;
+}
+
+#endif
