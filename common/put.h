@@ -1,6 +1,6 @@
 /* Small append helpers for hot paths: write a number, a string or an IPv4 address at a position
  * and return the position after it, instead of parsing a printf format every request. The
- * caller sizes the buffer: each helper states the most it writes. None adds a terminating NUL. */
+ * caller sizes the buffer: each helper states the most it writes. Only tg_copy_cut adds a NUL. */
 #ifndef TG_PUT_H
 #define TG_PUT_H
 
@@ -42,6 +42,42 @@ static inline char *tg_put_mem(char *p, const void *s, size_t len)
 {
     memcpy(p, s, len);
     return p + len;
+}
+
+/** MS as "250ms", "1.5s", "6m0s", "1h2m3s" (the shape OpenAI's reset headers use; at most 30 bytes). */
+static inline char *tg_put_duration_ms(char *p, uint64_t ms)
+{
+    if (ms < 1000) {
+        p = tg_put_u64(p, ms);
+        return tg_put_mem(p, "ms", 2);
+    }
+    if (ms < 60000) {
+        p = tg_put_u64(p, ms / 1000);
+        if (ms % 1000) {
+            *p++ = '.';
+            p = tg_put_u64_pad(p, ms % 1000, 3);
+        }
+        *p++ = 's';
+        return p;
+    }
+    if (ms >= 3600000) {
+        p = tg_put_u64(p, ms / 3600000);
+        *p++ = 'h';
+    }
+    p = tg_put_u64(p, ms % 3600000 / 60000);
+    *p++ = 'm';
+    p = tg_put_u64(p, ms % 60000 / 1000);
+    *p++ = 's';
+    return p;
+}
+
+/** Copies LEN bytes at S into DST of CAP bytes (CAP > 0), cut to CAP - 1, and ends it with a NUL. */
+static inline void tg_copy_cut(char *dst, size_t cap, const char *s, size_t len)
+{
+    if (len > cap - 1)
+        len = cap - 1;
+    memcpy(dst, s, len);
+    dst[len] = '\0';
 }
 
 /** Dotted-quad form of the 4 address bytes at A, network order (at most 15 bytes). */

@@ -511,33 +511,6 @@ uint64_t tg_admit_max_tokens(const char *body, size_t len)
     return 0;
 }
 
-/* "250ms", "1.5s", "6m0s", "1h2m3s" (the shape OpenAI's reset headers use); at most 30 bytes. */
-static size_t fmt_duration(char *buf, uint64_t ms)
-{
-    char *p = buf;
-    if (ms < 1000) {
-        p = tg_put_u64(p, ms);
-        p = tg_put_mem(p, "ms", 2);
-    } else if (ms < 60000) {
-        p = tg_put_u64(p, ms / 1000);
-        if (ms % 1000) {
-            *p++ = '.';
-            p = tg_put_u64_pad(p, ms % 1000, 3);
-        }
-        *p++ = 's';
-    } else {
-        if (ms >= 3600000) {
-            p = tg_put_u64(p, ms / 3600000);
-            *p++ = 'h';
-        }
-        p = tg_put_u64(p, ms % 3600000 / 60000);
-        *p++ = 'm';
-        p = tg_put_u64(p, ms % 60000 / 1000);
-        *p++ = 's';
-    }
-    return (size_t)(p - buf);
-}
-
 /* Adds header NAME with the LEN bytes at V, copied into the request's pool. */
 static void add_header(h2o_req_t *req, const char *name, const char *v, size_t len)
 {
@@ -560,7 +533,8 @@ static void view_headers(h2o_req_t *req, const tg_rl_view_t *v, int tokens)
     char d[32];
     add_header_u64(req, tokens ? "x-ratelimit-limit-tokens" : "x-ratelimit-limit-requests", v->limit);
     add_header_u64(req, tokens ? "x-ratelimit-remaining-tokens" : "x-ratelimit-remaining-requests", v->remaining);
-    add_header(req, tokens ? "x-ratelimit-reset-tokens" : "x-ratelimit-reset-requests", d, fmt_duration(d, v->reset_ms));
+    add_header(req, tokens ? "x-ratelimit-reset-tokens" : "x-ratelimit-reset-requests", d,
+               (size_t)(tg_put_duration_ms(d, v->reset_ms) - d));
 }
 
 void tg_admit_headers(h2o_req_t *req, const tg_admit_t *adm)
@@ -593,8 +567,15 @@ h2o_iovec_t tg_admit_body(h2o_mem_pool_t *pool, h2o_iovec_t body, const tg_json_
 
 size_t tg_admit_dollars(char *buf, int64_t nanos)
 {
-    const char *sign = nanos < 0 ? "-" : "";
-    uint64_t v = nanos < 0 ? (uint64_t)-nanos : (uint64_t)nanos;
-    int n = snprintf(buf, 32, "%s%llu.%09llu", sign, (unsigned long long)(v / 1000000000u), (unsigned long long)(v % 1000000000u));
-    return n < 0 ? 0 : (size_t)n;
+    char *p = buf;
+    uint64_t v = (uint64_t)nanos;
+    if (nanos < 0) {
+        *p++ = '-';
+        v = (uint64_t)0 - v;
+    }
+    p = tg_put_u64(p, v / 1000000000u);
+    *p++ = '.';
+    p = tg_put_u64_pad(p, v % 1000000000u, 9);
+    *p = '\0';
+    return (size_t)(p - buf);
 }

@@ -550,13 +550,13 @@ static int proxy_model(h2o_req_t *req, const tg_endpoint_t *ep)
     c->gear = acct.gear;
     c->allow_levels = acct.allow_levels;
     c->body_len = req->entity.len;
-    snprintf(c->method, sizeof(c->method), "%.*s", (int)req->method.len, req->method.base);
+    tg_copy_cut(c->method, sizeof(c->method), req->method.base, req->method.len);
     tg_client_ip(req, c->client_ip, sizeof(c->client_ip));
     tg_usage_t *u = &c->u;
     memcpy(u->request_id, rid, strlen(rid) + 1);
     u->account_id = acct.id;
     memcpy(u->model, adm->model, adm->model_len + 1); /* the model billed (after ModelMapper) */
-    snprintf(u->path, sizeof(u->path), "%.*s", (int)req->path_normalized.len, req->path_normalized.base);
+    tg_copy_cut(u->path, sizeof(u->path), req->path_normalized.base, req->path_normalized.len);
     if (is_stream)
         u->flags |= TG_USAGE_STREAM;
 

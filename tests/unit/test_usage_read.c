@@ -1,6 +1,6 @@
 /* tests/unit/test_usage_read.c: unit tests for worker/usage_read.c (token usage from an answer or
  * a stream event, whichever surface it comes from) and for the append helpers of common/put.h
- * that format hot-path header values and access log lines. */
+ * that format hot-path header values (rate-limit resets) and access log lines. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -80,6 +80,24 @@ static void test_put(void **state)
     p = tg_put_mem(p, "!?", 1);
     *p = '\0';
     assert_string_equal(buf, "0 18446744073709551615 007 127.0.10.255 ok!");
+    tg_copy_cut(buf, 4, "POST", 4);
+    assert_string_equal(buf, "POS");
+    tg_copy_cut(buf, sizeof(buf), "GET", 3);
+    assert_string_equal(buf, "GET");
+}
+
+static void test_put_duration(void **state)
+{
+    (void)state;
+    static const struct { uint64_t ms; const char *want; } cases[] = {
+        {0, "0ms"}, {250, "250ms"}, {999, "999ms"}, {1000, "1s"}, {1500, "1.500s"}, {1005, "1.005s"},
+        {59999, "59.999s"}, {60000, "1m0s"}, {360500, "6m0s"}, {3599999, "59m59s"}, {3600000, "1h0m0s"},
+        {3723000, "1h2m3s"}, {UINT64_MAX, "5124095576030h25m51s"}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char buf[32];
+        *tg_put_duration_ms(buf, cases[i].ms) = '\0';
+        assert_string_equal(buf, cases[i].want);
+    }
 }
 
 int main(void)
@@ -89,6 +107,7 @@ int main(void)
         cmocka_unit_test(test_anthropic_cache),
         cmocka_unit_test(test_responses_and_misses),
         cmocka_unit_test(test_put),
+        cmocka_unit_test(test_put_duration),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
