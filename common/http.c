@@ -115,11 +115,19 @@ void tg_http_error(h2o_req_t *req, int status, const char *type, const char *cod
 
 char *tg_pool_fmt(h2o_mem_pool_t *pool, const char *fmt, ...)
 {
+    /* one formatting pass for the usual short result; a second only when it did not fit */
+    char buf[512];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
     va_end(ap);
+    if (n < 0)
+        n = 0;
     char *p = h2o_mem_alloc_pool(pool, (size_t)n + 1);
+    if ((size_t)n < sizeof(buf)) {
+        memcpy(p, buf, (size_t)n + 1);
+        return p;
+    }
     va_start(ap, fmt);
     vsnprintf(p, (size_t)n + 1, fmt, ap);
     va_end(ap);

@@ -161,11 +161,12 @@ static int scan_value(cursor_t *c, tg_json_span_t *out, int depth)
     }
 }
 
-int tg_json_get(const char *p, size_t n, const char *key, tg_json_span_t *out)
+int tg_json_get_many(const char *p, size_t n, const char *const *keys, size_t n_keys, tg_json_span_t *out)
 {
     cursor_t c = {p, p + n};
-    size_t klen = strlen(key);
     int found = 0;
+    for (size_t i = 0; i < n_keys; i++)
+        out[i].type = TG_JSON_NONE;
     skip_ws(&c);
     if (c.p >= c.end || *c.p != '{')
         return -1;
@@ -187,11 +188,12 @@ int tg_json_get(const char *p, size_t n, const char *key, tg_json_span_t *out)
         c.p++;
         if (scan_value(&c, &v, 1) != 0)
             return -1;
-        if (!found && k.len == klen && memcmp(k.p, key, klen) == 0) {
-            if (out)
-                *out = v;
-            found = 1;
-        }
+        for (size_t i = 0; i < n_keys; i++)
+            if (out[i].type == TG_JSON_NONE && k.len == strlen(keys[i]) && memcmp(k.p, keys[i], k.len) == 0) {
+                out[i] = v; /* the first occurrence counts */
+                found++;
+                break;
+            }
         skip_ws(&c);
         if (c.p >= c.end)
             return -1;
@@ -208,20 +210,36 @@ int tg_json_get(const char *p, size_t n, const char *key, tg_json_span_t *out)
     }
 }
 
-int tg_json_get_u64(const char *p, size_t n, const char *key, uint64_t *out)
+int tg_json_get(const char *p, size_t n, const char *key, tg_json_span_t *out)
 {
     tg_json_span_t v;
-    if (tg_json_get(p, n, key, &v) != 1 || v.type != TG_JSON_NUMBER)
+    int rc = tg_json_get_many(p, n, &key, 1, &v);
+    if (rc == 1 && out)
+        *out = v;
+    return rc;
+}
+
+int tg_json_span_u64(const tg_json_span_t *v, uint64_t *out)
+{
+    if (v->type != TG_JSON_NUMBER)
         return 0;
     uint64_t x = 0;
-    for (size_t i = 0; i < v.len; i++) {
-        char ch = v.p[i];
+    for (size_t i = 0; i < v->len; i++) {
+        char ch = v->p[i];
         if (ch < '0' || ch > '9' || x > (UINT64_MAX - (uint64_t)(ch - '0')) / 10)
             return 0; /* negative, fractional, exponent or too large: not an unsigned integer */
         x = x * 10 + (uint64_t)(ch - '0');
     }
     *out = x;
     return 1;
+}
+
+int tg_json_get_u64(const char *p, size_t n, const char *key, uint64_t *out)
+{
+    tg_json_span_t v;
+    if (tg_json_get(p, n, key, &v) != 1)
+        return 0;
+    return tg_json_span_u64(&v, out);
 }
 
 int tg_json_span_copy(const tg_json_span_t *s, char *buf, size_t cap)

@@ -22,6 +22,13 @@ typedef struct tg_json_span {
  * fills *out when found, 0 when absent, -1 when the text is not a well-formed object. The whole
  * object is validated whether or not the key is found, and only whitespace may follow it. */
 int tg_json_get(const char *p, size_t n, const char *key, tg_json_span_t *out);
+/** Finds the members KEYS[0..N_KEYS) in one pass over the object at [p, p+n): OUT[i] is the first
+ * value of KEYS[i], or has type TG_JSON_NONE when absent (keys must differ from each other).
+ * Returns how many were found, or -1 when the text is not a well-formed object (as tg_json_get). */
+int tg_json_get_many(const char *p, size_t n, const char *const *keys, size_t n_keys, tg_json_span_t *out);
+/** The unsigned integer in a NUMBER span: 1 and *out set, or 0 (not a number, negative, fractional,
+ * exponent or too large) leaving *out alone. */
+int tg_json_span_u64(const tg_json_span_t *v, uint64_t *out);
 /** Reads an unsigned integer member (absent or not a number: returns 0 and leaves *out alone). */
 int tg_json_get_u64(const char *p, size_t n, const char *key, uint64_t *out);
 /** Copies a string value's raw bytes (escapes kept) into buf (cap incl. NUL); -1 if it does not fit. */

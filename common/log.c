@@ -1,11 +1,17 @@
-/* Logging implementation: one write(2) per line so lines from many processes never interleave. */
+/* Logging implementation. Error lines: one write(2) each. Access lines: gathered in a buffer and
+ * written together (tg_log_flush, at the end of every event-loop iteration, before a reopen and
+ * at exit), so a loaded worker makes one write per iteration, not one per request. Every write
+ * holds whole lines, and lines from many processes never interleave: appends to a regular file are
+ * whole, and to anything else (a pipe) a write is kept within PIPE_BUF, which the kernel keeps whole. */
 #include "common/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -16,6 +22,9 @@ static int g_error_fd = 2;
 static int g_access_fd = 2;
 static char g_error_path[512] = "-", g_access_path[512] = "-";
 static volatile sig_atomic_t g_reopen;
+/* access lines not yet written; g_access_cap: how much one write may carry for this destination */
+static char g_access_buf[64 * 1024];
+static size_t g_access_len, g_access_cap = PIPE_BUF;
 static const char *const g_level_names[] = {"debug", "info", "warn", "error"};
 
 void tg_log_init(const char *role, tg_log_level_t min_level)
@@ -52,6 +61,7 @@ int tg_log_open(const char *error_path, const char *access_path)
         snprintf(g_error_path, sizeof(g_error_path), "%s", error_path ? error_path : "-");
     if (access_path != g_access_path)
         snprintf(g_access_path, sizeof(g_access_path), "%s", access_path ? access_path : "-");
+    tg_log_flush(); /* lines logged so far belong to the file open until now */
     int efd = open_destination(error_path, g_error_fd), afd = open_destination(access_path, g_access_fd);
     if (g_error_fd > 2 && g_error_fd != efd)
         close(g_error_fd);
@@ -59,6 +69,8 @@ int tg_log_open(const char *error_path, const char *access_path)
         close(g_access_fd);
     g_error_fd = efd < 0 ? 2 : efd;
     g_access_fd = afd;
+    struct stat st;
+    g_access_cap = afd >= 0 && fstat(afd, &st) == 0 && S_ISREG(st.st_mode) ? sizeof(g_access_buf) : PIPE_BUF;
     return 0;
 }
 
@@ -93,12 +105,39 @@ int tg_log_access_enabled(void)
     return g_access_fd >= 0;
 }
 
+/* Writes N bytes of whole lines, retrying after an interruption or a short write. */
+static void write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return; /* a full disk or a closed pipe: the lines are dropped, as a direct write would */
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+void tg_log_flush(void)
+{
+    if (g_access_len && g_access_fd >= 0)
+        write_all(g_access_fd, g_access_buf, g_access_len);
+    g_access_len = 0;
+}
+
 void tg_log_access(const char *line, int len)
 {
-    if (g_access_fd < 0)
+    if (g_access_fd < 0 || len <= 0)
         return;
-    ssize_t w = write(g_access_fd, line, (size_t)len);
-    (void)w;
+    if (g_access_len + (size_t)len > g_access_cap)
+        tg_log_flush();
+    if ((size_t)len > g_access_cap) { /* longer than one write may carry: on its own */
+        write_all(g_access_fd, line, (size_t)len);
+        return;
+    }
+    memcpy(g_access_buf + g_access_len, line, (size_t)len);
+    g_access_len += (size_t)len;
 }
 
 void tg_log_request_reopen(int sig)

@@ -18,8 +18,11 @@ void tg_log_request_reopen(int sig);
 /** Reopens the log files with the last paths given to tg_log_open, if a reopen was requested. */
 void tg_log_reopen_if_requested(void);
 void tg_log(tg_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/** Writes one already-formatted line (no trailing newline needed) to the access log. */
+/** Queues one already-formatted access log line (ending in a newline); it reaches the file at the
+ * next tg_log_flush, or earlier when the buffer fills. */
 void tg_log_access(const char *line, int len);
+/** Writes the queued access log lines. An event loop calls it once per iteration and at exit. */
+void tg_log_flush(void);
 int tg_log_access_enabled(void);
 
 #define tg_debug(...) tg_log(TG_LOG_DEBUG, __VA_ARGS__)

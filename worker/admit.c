@@ -11,6 +11,7 @@
 #include "common/clock.h"
 #include "common/http.h"
 #include "common/log.h"
+#include "common/put.h"
 #include "shm/matcher.h"
 #include "worker/worker.h"
 
@@ -512,56 +513,44 @@ void tg_admit_peer(h2o_req_t *req, struct sockaddr_storage *ss, tg_admit_req_t *
 uint64_t tg_admit_max_tokens(const char *body, size_t len)
 {
     static const char *const keys[] = {"max_completion_tokens", "max_tokens", "max_output_tokens"};
-    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+    enum { N = sizeof(keys) / sizeof(keys[0]) };
+    if (!memmem(body, len, "_tokens", 7)) /* the usual request sets none: no scan */
+        return 0;
+    tg_json_span_t spans[N];
+    if (tg_json_get_many(body, len, keys, N, spans) <= 0)
+        return 0;
+    for (size_t i = 0; i < N; i++) {
         uint64_t v = 0;
-        if (memmem(body, len, keys[i], strlen(keys[i])) && tg_json_get_u64(body, len, keys[i], &v) == 1 && v > 0)
+        if (tg_json_span_u64(&spans[i], &v) == 1 && v > 0)
             return v;
     }
     return 0;
 }
 
-/* "250ms", "1.5s", "6m0s", "1h2m3s" (the shape OpenAI's reset headers use). */
-static size_t fmt_duration(char *buf, size_t cap, uint64_t ms)
+/* Adds header NAME with the LEN bytes at V, copied into the request's pool. */
+static void add_header(h2o_req_t *req, const char *name, const char *v, size_t len)
 {
-    int n;
-    if (ms < 1000)
-        n = snprintf(buf, cap, "%llums", (unsigned long long)ms);
-    else if (ms < 60000)
-        n = ms % 1000 ? snprintf(buf, cap, "%llu.%03llus", (unsigned long long)(ms / 1000), (unsigned long long)(ms % 1000))
-                      : snprintf(buf, cap, "%llus", (unsigned long long)(ms / 1000));
-    else if (ms < 3600000)
-        n = snprintf(buf, cap, "%llum%llus", (unsigned long long)(ms / 60000), (unsigned long long)(ms % 60000 / 1000));
-    else
-        n = snprintf(buf, cap, "%lluh%llum%llus", (unsigned long long)(ms / 3600000), (unsigned long long)(ms % 3600000 / 60000),
-                     (unsigned long long)(ms % 60000 / 1000));
-    return n < 0 ? 0 : (size_t)n;
+    char *copy = h2o_mem_alloc_pool(&req->pool, len + 1);
+    memcpy(copy, v, len);
+    copy[len] = '\0';
+    h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 0, NULL, copy, len);
 }
 
-static void add_header(h2o_req_t *req, const char *name, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void add_header(h2o_req_t *req, const char *name, const char *fmt, ...)
+static void add_header_u64(h2o_req_t *req, const char *name, uint64_t v)
 {
-    char buf[64];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    char *v = h2o_mem_alloc_pool(&req->pool, (size_t)n + 1);
-    memcpy(v, buf, (size_t)n + 1);
-    h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 0, NULL, v, (size_t)n);
+    char buf[20];
+    add_header(req, name, buf, (size_t)(tg_put_u64(buf, v) - buf));
 }
 
 static void view_headers(h2o_req_t *req, const tg_rl_view_t *v, int tokens)
 {
     if (v->limit == 0)
         return;
-    char d[48];
-    fmt_duration(d, sizeof(d), v->reset_ms);
-    add_header(req, tokens ? "x-ratelimit-limit-tokens" : "x-ratelimit-limit-requests", "%llu", (unsigned long long)v->limit);
-    add_header(req, tokens ? "x-ratelimit-remaining-tokens" : "x-ratelimit-remaining-requests", "%llu",
-               (unsigned long long)v->remaining);
-    add_header(req, tokens ? "x-ratelimit-reset-tokens" : "x-ratelimit-reset-requests", "%s", d);
+    char d[32];
+    add_header_u64(req, tokens ? "x-ratelimit-limit-tokens" : "x-ratelimit-limit-requests", v->limit);
+    add_header_u64(req, tokens ? "x-ratelimit-remaining-tokens" : "x-ratelimit-remaining-requests", v->remaining);
+    add_header(req, tokens ? "x-ratelimit-reset-tokens" : "x-ratelimit-reset-requests", d,
+               (size_t)(tg_put_duration_ms(d, v->reset_ms) - d));
 }
 
 void tg_admit_headers(h2o_req_t *req, const tg_admit_t *adm)
@@ -573,7 +562,7 @@ void tg_admit_headers(h2o_req_t *req, const tg_admit_t *adm)
 void tg_admit_refuse(h2o_req_t *req, const tg_admit_refusal_t *why)
 {
     if (why->retry_after_s)
-        add_header(req, "retry-after", "%u", why->retry_after_s);
+        add_header_u64(req, "retry-after", why->retry_after_s);
     view_headers(req, &why->view, why->view_tokens);
     tg_http_error(req, why->status, why->type, why->code, why->message);
 }
@@ -594,8 +583,15 @@ h2o_iovec_t tg_admit_body(h2o_mem_pool_t *pool, h2o_iovec_t body, const tg_json_
 
 size_t tg_admit_dollars(char *buf, int64_t nanos)
 {
-    const char *sign = nanos < 0 ? "-" : "";
-    uint64_t v = nanos < 0 ? (uint64_t)-nanos : (uint64_t)nanos;
-    int n = snprintf(buf, 32, "%s%llu.%09llu", sign, (unsigned long long)(v / 1000000000u), (unsigned long long)(v % 1000000000u));
-    return n < 0 ? 0 : (size_t)n;
+    char *p = buf;
+    uint64_t v = (uint64_t)nanos;
+    if (nanos < 0) {
+        *p++ = '-';
+        v = (uint64_t)0 - v;
+    }
+    p = tg_put_u64(p, v / 1000000000u);
+    *p++ = '.';
+    p = tg_put_u64_pad(p, v % 1000000000u, 9);
+    *p = '\0';
+    return (size_t)(p - buf);
 }

@@ -12,6 +12,7 @@
 #include "common/json_scan.h"
 #include "common/keyhash.h"
 #include "common/log.h"
+#include "common/put.h"
 #include "master/config.h"
 #include "shm/accounts.h"
 #include "shm/matcher.h"
@@ -82,6 +83,8 @@ void tg_client_ip(h2o_req_t *req, char *out, size_t cap)
     out[0] = '\0';
     if (len == 0)
         snprintf(out, cap, "unknown");
+    else if (ss.ss_family == AF_INET && cap >= 16)
+        *tg_put_ipv4(out, (const uint8_t *)&((struct sockaddr_in *)&ss)->sin_addr) = '\0';
     else if (ss.ss_family == AF_INET)
         inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, out, (socklen_t)cap);
     else if (ss.ss_family == AF_INET6)
@@ -513,8 +516,12 @@ static int scan_request(h2o_req_t *req, const tg_endpoint_t *ep, h2o_iovec_t *mo
             return -1;
         }
     } else {
-        tg_json_span_t m, stream;
-        int has_model = tg_json_get(req->entity.base, req->entity.len, "model", &m);
+        static const char *const keys[] = {"model", "stream"};
+        tg_json_span_t v[2], m = {0};
+        int found = tg_json_get_many(req->entity.base, req->entity.len, keys, 2, v); /* one pass for both */
+        int has_model = found < 0 ? -1 : v[0].type != TG_JSON_NONE;
+        if (has_model > 0)
+            m = v[0];
         if (has_model < 0) {
             tg_http_error(req, 400, "invalid_request_error", "invalid_json", "the request body is not a valid JSON object");
             return -1;
@@ -525,7 +532,7 @@ static int scan_request(h2o_req_t *req, const tg_endpoint_t *ep, h2o_iovec_t *mo
             tg_http_error(req, 400, "invalid_request_error", "invalid_request", "model: a non-empty string is required");
             return -1;
         }
-        *is_stream = tg_json_get(req->entity.base, req->entity.len, "stream", &stream) == 1 && stream.type == TG_JSON_TRUE;
+        *is_stream = v[1].type == TG_JSON_TRUE;
     }
     if (model->len >= TG_MODEL_MAX || (model->len == 0 && !ep->model_optional)) {
         tg_http_error(req, 400, "invalid_request_error", "invalid_request",
@@ -614,13 +621,13 @@ static int proxy_model(h2o_req_t *req, const tg_endpoint_t *ep)
     c->gear = acct.gear;
     c->allow_levels = acct.allow_levels;
     c->body_len = req->entity.len;
-    snprintf(c->method, sizeof(c->method), "%.*s", (int)req->method.len, req->method.base);
+    tg_copy_cut(c->method, sizeof(c->method), req->method.base, req->method.len);
     tg_client_ip(req, c->client_ip, sizeof(c->client_ip));
     tg_usage_t *u = &c->u;
     memcpy(u->request_id, rid, strlen(rid) + 1);
     u->account_id = acct.id;
     memcpy(u->model, adm->model, adm->model_len + 1); /* the model billed (after ModelMapper) */
-    snprintf(u->path, sizeof(u->path), "%.*s", (int)req->path_normalized.len, req->path_normalized.base);
+    tg_copy_cut(u->path, sizeof(u->path), req->path_normalized.base, req->path_normalized.len);
     if (is_stream)
         u->flags |= TG_USAGE_STREAM;
 

@@ -7,6 +7,7 @@
 
 #include "common/http.h"
 #include "common/log.h"
+#include "common/put.h"
 #include "shm/ring.h"
 #include "worker/worker.h"
 
@@ -18,25 +19,63 @@ struct tg_pending_record {
     uint8_t data[TG_RING_PAYLOAD];
 };
 
+/* Appends the field S of at most CAP bytes (stops at a NUL). */
+static char *put_field(char *p, const char *s, size_t cap)
+{
+    return tg_put_mem(p, s, strnlen(s, cap));
+}
+
+static char *put_i64(char *p, int64_t v)
+{
+    if (v < 0) {
+        *p++ = '-';
+        return tg_put_u64(p, (uint64_t)0 - (uint64_t)v);
+    }
+    return tg_put_u64(p, (uint64_t)v);
+}
+
+/* One JSON line per request, built with append helpers (no format parsing per request). Every
+ * field is bounded (usage.h sizes, escaped model at most 160 bytes), so the line fits. */
 static void access_line(const tg_usage_t *u, const char *method, const char *client_ip)
 {
     if (!tg_log_access_enabled())
         return;
-    char line[1024], model[160];
-    size_t m = tg_json_escape(model, 0, sizeof(model), u->model, strnlen(u->model, sizeof(u->model)));
-    model[m] = '\0';
-    int n = snprintf(line, sizeof(line),
-                     "{\"ts\":%llu,\"rid\":\"%s\",\"ip\":\"%s\",\"method\":\"%s\",\"path\":\"%s\",\"account\":%llu,"
-                     "\"model\":\"%s\",\"upstream\":%llu,\"status\":%u,\"stream\":%s,\"prompt_tokens\":%llu,"
-                     "\"completion_tokens\":%llu,\"cost_nanos\":%lld,\"latency_ms\":%u,\"ttfb_ms\":%u%s%s}\n",
-                     (unsigned long long)u->ts_ms, u->request_id, client_ip, method, u->path,
-                     (unsigned long long)u->account_id, model, (unsigned long long)u->upstream_id, u->status,
-                     (u->flags & TG_USAGE_STREAM) ? "true" : "false", (unsigned long long)u->prompt_tokens,
-                     (unsigned long long)u->completion_tokens, (long long)u->cost_nanos, u->latency_ms, u->ttfb_ms,
-                     (u->flags & TG_USAGE_ESTIMATED) ? ",\"estimated\":true" : "",
-                     (u->flags & TG_USAGE_ABORTED) ? ",\"aborted\":true" : "");
-    if (n > 0)
-        tg_log_access(line, n < (int)sizeof(line) ? n : (int)sizeof(line) - 1);
+    char line[1024], *p = line;
+    p = tg_put_str(p, "{\"ts\":");
+    p = tg_put_u64(p, u->ts_ms);
+    p = tg_put_str(p, ",\"rid\":\"");
+    p = put_field(p, u->request_id, sizeof(u->request_id));
+    p = tg_put_str(p, "\",\"ip\":\"");
+    p = put_field(p, client_ip, 64);
+    p = tg_put_str(p, "\",\"method\":\"");
+    p = put_field(p, method, 8);
+    p = tg_put_str(p, "\",\"path\":\"");
+    p = put_field(p, u->path, sizeof(u->path));
+    p = tg_put_str(p, "\",\"account\":");
+    p = tg_put_u64(p, u->account_id);
+    p = tg_put_str(p, ",\"model\":\"");
+    p += tg_json_escape(p, 0, 160, u->model, strnlen(u->model, sizeof(u->model)));
+    p = tg_put_str(p, "\",\"upstream\":");
+    p = tg_put_u64(p, u->upstream_id);
+    p = tg_put_str(p, ",\"status\":");
+    p = tg_put_u64(p, u->status);
+    p = tg_put_str(p, (u->flags & TG_USAGE_STREAM) ? ",\"stream\":true" : ",\"stream\":false");
+    p = tg_put_str(p, ",\"prompt_tokens\":");
+    p = tg_put_u64(p, u->prompt_tokens);
+    p = tg_put_str(p, ",\"completion_tokens\":");
+    p = tg_put_u64(p, u->completion_tokens);
+    p = tg_put_str(p, ",\"cost_nanos\":");
+    p = put_i64(p, u->cost_nanos);
+    p = tg_put_str(p, ",\"latency_ms\":");
+    p = tg_put_u64(p, u->latency_ms);
+    p = tg_put_str(p, ",\"ttfb_ms\":");
+    p = tg_put_u64(p, u->ttfb_ms);
+    if (u->flags & TG_USAGE_ESTIMATED)
+        p = tg_put_str(p, ",\"estimated\":true");
+    if (u->flags & TG_USAGE_ABORTED)
+        p = tg_put_str(p, ",\"aborted\":true");
+    p = tg_put_mem(p, "}\n", 2);
+    tg_log_access(line, (int)(p - line));
 }
 
 void tg_settle(uint32_t slot, const tg_usage_t *u, const char *method, const char *client_ip)

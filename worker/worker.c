@@ -86,6 +86,7 @@ static void run_loop(tg_worker_t *w)
             wait = 100; /* wake regularly for the backlog and the stop flag */
         h2o_evloop_run(w->ctx.loop, wait);
         tg_upstream_client_tick(w->client);
+        tg_log_flush(); /* this iteration's access lines in one write */
         tg_log_reopen_if_requested();
         tg_credit_maybe_reap(w->arena, tg_now_ms()); /* reservations of dead processes, also when idle */
         if (w->backlog)
@@ -141,6 +142,7 @@ int tg_worker_run(const tg_worker_args_t *args)
     open_listeners(w);
     tg_info("worker %d serving", args->index);
     run_loop(w);
+    tg_log_flush(); /* no access line is lost at exit */
     tg_info("worker %d stopped", args->index);
     return 0;
 }

@@ -1,8 +1,9 @@
 // The process tree through the real binary: command line, config errors, SIGHUP reload with a
-// broken file, a worker killed with SIGKILL, SIGTERM draining an open stream.
+// broken file, a worker killed with SIGKILL, SIGTERM draining an open stream, access log lines
+// across a SIGUSR1 reopen and a SIGTERM.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync, readFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { writeFileSync, readFileSync, mkdtempSync, rmSync, statSync, renameSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, connect } from 'node:net';
@@ -186,6 +187,49 @@ test('new connections are refused once draining has begun', async () => {
     assert.ok(refused, 'a new connection is refused while the open stream drains');
     while (!(await it.next()).done);
     assert.equal((await exit).code, 0);
+  } finally {
+    await gw.cleanup();
+    await mock.stop();
+  }
+});
+
+test('access log: SIGUSR1 moves new lines to a new file, and after SIGTERM every request has exactly one line', async () => {
+  const mock = await startMock(['--chunks', '3', '--chunk-delay-ms', '100']);
+  const gw = await startGateway({ mock });
+  const logPath = join(gw.dir, 'access.log');
+  const ask = async (stream = false) => {
+    const r = await fetch(`${gw.base}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${gw.rootKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'gpt-4o-mini', messages, stream }),
+    });
+    await r.text();
+    assert.equal(r.status, 200);
+    return r.headers.get('x-request-id');
+  };
+  const lines = (p) => (existsSync(p) ? readFileSync(p, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)) : []);
+  try {
+    const before = await Promise.all(Array.from({ length: 20 }, () => ask()));
+    renameSync(logPath, `${logPath}.1`);
+    gw.proc.kill('SIGUSR1');
+    const during = [];
+    await waitFor(async () => { during.push(await ask()); return existsSync(logPath); }, { what: 'the access log to be reopened' });
+    const after = await Promise.all(Array.from({ length: 20 }, () => ask()));
+    // requests in flight when SIGTERM arrives finish and are logged before the worker exits
+    const last = Array.from({ length: 8 }, (_, i) => ask(i % 2 === 0));
+    await sleep(50);
+    const exit = gw.stop('SIGTERM');
+    const drained = await Promise.all(last);
+    assert.equal((await exit).code, 0);
+    const old = lines(`${logPath}.1`), fresh = lines(logPath);
+    for (const rid of before) assert.ok(old.some((l) => l.rid === rid), `request ${rid} before the reopen is in the old file`);
+    for (const rid of [...after, ...drained]) assert.ok(fresh.some((l) => l.rid === rid), `request ${rid} after the reopen is in the new file`);
+    const all = [...old, ...fresh];
+    const rids = [...before, ...during, ...after, ...drained];
+    assert.equal(new Set(rids).size, rids.length, 'distinct request ids');
+    assert.equal(all.length, rids.length, 'one line per request, none lost, none twice');
+    for (const rid of rids) assert.equal(all.filter((l) => l.rid === rid).length, 1, `one line for ${rid}`);
+    assert.deepEqual(new Set(gw.usage().map((u) => u.rid)), new Set(rids), 'the access log and the usage records agree');
   } finally {
     await gw.cleanup();
     await mock.stop();

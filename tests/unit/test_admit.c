@@ -189,6 +189,10 @@ static void test_root_and_prices(void **state)
     assert_string_equal(d, "0.000001234");
     tg_admit_dollars(d, 12 * USD + 5);
     assert_string_equal(d, "12.000000005");
+    tg_admit_dollars(d, -1234);
+    assert_string_equal(d, "-0.000001234");
+    tg_admit_dollars(d, INT64_MIN);
+    assert_string_equal(d, "-9223372036.854775808");
 }
 
 static void test_lists_and_mapping(void **state)

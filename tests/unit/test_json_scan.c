@@ -404,6 +404,46 @@ static void test_array_next(void **state)
     assert_int_equal(tg_json_array_next(&bad, &off, &item), -1);
 }
 
+/* tg_json_get_many: one pass gives what one tg_json_get per key gives (first occurrence, nested
+ * keys ignored, absent keys typed NONE), and a malformed object is -1 whatever the keys. */
+static void test_get_many(void **state)
+{
+    (void)state;
+    static const char *const keys[] = {"model", "stream", "max_tokens", "absent"};
+    const char *doc = "{\"inner\":{\"model\":\"no\"},\"model\":\"gpt-4o\",\"stream\":true,\"model\":\"second\","
+                      "\"max_tokens\":128}";
+    size_t n = strlen(doc);
+    char *copy = malloc(n);
+    assert_non_null(copy);
+    memcpy(copy, doc, n);
+    tg_json_span_t v[4];
+    assert_int_equal(tg_json_get_many(copy, n, keys, 4, v), 3);
+    for (size_t i = 0; i < 4; i++) {
+        tg_json_span_t one = {NULL, 0, TG_JSON_NONE};
+        int rc = tg_json_get(copy, n, keys[i], &one);
+        assert_int_equal(rc, v[i].type != TG_JSON_NONE);
+        if (rc == 1) {
+            assert_ptr_equal(one.p, v[i].p);
+            assert_int_equal(one.len, v[i].len);
+            assert_int_equal(one.type, v[i].type);
+        }
+    }
+    assert_int_equal(v[0].len, 6);
+    assert_memory_equal(v[0].p, "gpt-4o", 6);
+    assert_int_equal(v[1].type, TG_JSON_TRUE);
+    uint64_t x = 0;
+    assert_int_equal(tg_json_span_u64(&v[2], &x), 1);
+    assert_int_equal(x, 128);
+    assert_int_equal(tg_json_span_u64(&v[0], &x), 0); /* a string is not a number */
+    assert_int_equal(tg_json_span_u64(&v[3], &x), 0);
+    assert_int_equal(x, 128);
+    free(copy);
+    const char *bad = "{\"model\":\"gpt-4o\",\"stream\":tru}";
+    assert_int_equal(tg_json_get_many(bad, strlen(bad), keys, 4, v), -1);
+    assert_int_equal(tg_json_get_many("{}", 2, keys, 4, v), 0);
+    assert_int_equal(v[0].type, TG_JSON_NONE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -419,6 +459,7 @@ int main(void)
         cmocka_unit_test(test_validate),
         cmocka_unit_test(test_span_copy),
         cmocka_unit_test(test_array_next),
+        cmocka_unit_test(test_get_many),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
