@@ -341,10 +341,15 @@ static void conn_open(h1_xfer_t *x)
             h2o_timeout_unlink(&x->connect_timer);
         h2o_timeout_link(x->client->ctx->loop, x->connect_list, &x->connect_timer);
     }
-    if (tg_origin_ready(x->origin))
+    int ready = tg_origin_ready(x->origin);
+    if (ready > 0) {
         connect_next(x);
-    else
+    } else if (ready == 0) {
         h2o_linklist_insert(&x->origin->waiters, &x->wait_link);
+    } else {
+        snprintf(x->msg, sizeof(x->msg), "could not resolve %s: %s", x->origin->key, x->origin->error);
+        fail_later(x, x->msg);
+    }
 }
 
 /* The origin's lookup ended: the transfers waiting for it connect, or fail with the reason. */

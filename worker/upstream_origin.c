@@ -104,6 +104,7 @@ static void on_lookup(h2o_hostinfo_getaddr_req_t *req, const char *errstr, struc
         memcpy(&o->addrs[n], ai->ai_addr, ai->ai_addrlen);
         o->addrlens[n++] = ai->ai_addrlen;
     }
+    o->error = NULL;
     if (n) {
         if (o->n_addrs == 0) /* the first lookup: once per origin and worker */
             tg_info("upstream host %s resolved to %zu address(es)", o->host, n);
@@ -113,6 +114,7 @@ static void on_lookup(h2o_hostinfo_getaddr_req_t *req, const char *errstr, struc
     } else {
         if (!errstr)
             errstr = "no IPv4 or IPv6 address";
+        o->error = errstr;
         o->refresh_at = now + TG_ORIGIN_RETRY_MS;
         tg_warn("upstream host %s could not be resolved: %s%s", o->host, errstr,
                 o->n_addrs ? " (the previous addresses stay in use)" : "");
@@ -129,7 +131,9 @@ int tg_origin_ready(tg_origin_t *o)
                                          h2o_iovec_init(port, (size_t)plen), AF_UNSPEC, SOCK_STREAM, IPPROTO_TCP,
                                          AI_NUMERICSERV, on_lookup, o);
     }
-    return o->n_addrs != 0;
+    if (o->n_addrs)
+        return 1;
+    return o->lookup ? 0 : -1;
 }
 
 void tg_origins_dispose(tg_origins_t *s)

@@ -33,6 +33,7 @@ struct tg_origin {
     size_t n_addrs;
     size_t preferred;    /* the address that last took a connection: tried first */
     uint64_t refresh_at; /* loop time (ms) after which the next new connection starts a lookup */
+    const char *error;   /* why the last lookup found no address (static text), or NULL */
     h2o_hostinfo_getaddr_req_t *lookup; /* the lookup in flight, or NULL */
     h2o_linklist_t waiters; /* the client's transfers waiting for a first address */
     h2o_linklist_t idle;    /* the client's idle connections to this origin */
@@ -50,7 +51,9 @@ struct tg_origins {
 /** The origin of URL (http or https), created on first use; NULL when out of memory. */
 tg_origin_t *tg_origin_get(tg_origins_t *s, const h2o_url_t *url);
 /** Starts a lookup when O's addresses are missing or due for a refresh and none is running.
- *  Returns 1 when O has addresses to connect to now, 0 when the caller must wait for on_resolved. */
+ *  Returns 1 when O has addresses to connect to now, 0 when the caller must wait for on_resolved,
+ *  -1 when O has none and its last lookup failed less than TG_ORIGIN_RETRY_MS ago (O->error says
+ *  why). */
 int tg_origin_ready(tg_origin_t *o);
 /** Fills *SS from a numeric IPv4/IPv6 HOST and PORT; -1 when HOST is not an address literal. */
 int tg_origin_parse_numeric(h2o_iovec_t host, uint16_t port, struct sockaddr_storage *ss, socklen_t *len);

@@ -274,6 +274,21 @@ describe('https upstreams', () => {
     });
   }
 
+  test('a host name that does not resolve fails like a connect error, with the resolver\'s reason logged', async () => {
+    const gw = await startGateway({ mock: { url: 'https://no-such-host.invalid' } });
+    try {
+      for (let i = 0; i < 2; i++) { // the second meets the failed lookup kept for a few seconds
+        const { status, body } = await chatRaw(gw);
+        assert.ok(status === 502 || status === 503, `status ${status}`);
+        assert.equal(body.error.type, 'upstream_error');
+      }
+      await waitFor(() => /upstream host no-such-host\.invalid could not be resolved: /.test(gw.out.stderr),
+        { what: 'the worker reporting the failed lookup' });
+    } finally {
+      await gw.cleanup();
+    }
+  });
+
   test('upstream.ca_file must hold a PEM certificate: the gateway refuses to start and names the file', async () => {
     const gw = startGateway({ mock: good, upstream: `upstream:\n  ca_file: ${certs.good.key}\n` });
     await assert.rejects(gw, (e) => /upstream\.ca_file: .*good\.key holds no PEM certificate/.test(e.message));
