@@ -263,6 +263,8 @@ static void on_handshake(h2o_socket_t *sock, const char *err)
         connect_failed(x, TG_XFER_ECONNECT, "TLS handshake with %s failed: %s", err);
         return;
     }
+    tg_debug("upstream %s: %s %s, session %s", x->origin->key, h2o_socket_get_ssl_protocol_version(sock),
+             h2o_socket_get_ssl_cipher(sock), h2o_socket_get_ssl_session_reused(sock) ? "resumed" : "new");
     conn_ready(x);
 }
 

@@ -8,7 +8,12 @@
  * callback, checks the name too: OpenSSL's X509_VERIFY_PARAM host (or IP address) check against
  * the SNI name, run as part of the chain's verification, so a mismatch fails the handshake with
  * OpenSSL's own reason ("hostname mismatch"). h2o's weaker name check is then redundant: its
- * "name mismatch" verdict is disregarded (as h2o's own http1client does when it is told to). */
+ * "name mismatch" verdict is disregarded (as h2o's own http1client does when it is told to).
+ *
+ * Resumption: h2o keeps client sessions in a cache on the context, keyed "name:port", storing the
+ * session it holds when the handshake ends and offering it on the next handshake to that key. A
+ * TLS 1.3 server sends its tickets after the handshake, so that session cannot be resumed; the
+ * new-session callback here stores each ticket-bearing session under the same key instead. */
 #include "worker/upstream_tls.h"
 
 #include <openssl/err.h>
@@ -34,6 +39,27 @@ static int verify_peer(X509_STORE_CTX *sctx, void *arg)
         return 0;
     }
     return X509_verify_cert(sctx);
+}
+
+/* A session the server made resumable (a TLS 1.3 ticket, or the end of a TLS 1.2 handshake): kept
+ * in h2o's cache under h2o's key. h2o's BIO carries the socket (as h2o's own callbacks use it). */
+static int on_new_session(SSL *ssl, SSL_SESSION *session)
+{
+    h2o_cache_t *cache = h2o_socket_ssl_get_session_cache(SSL_get_SSL_CTX(ssl));
+    const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    h2o_socket_t *sock = BIO_get_data(SSL_get_rbio(ssl));
+    struct sockaddr_storage sa;
+    int32_t port;
+    if (!cache || !name || !sock || h2o_socket_getpeername(sock, (struct sockaddr *)&sa) == 0 ||
+        (port = h2o_socket_getport((struct sockaddr *)&sa)) == -1)
+        return 0;
+    char key[300];
+    int len = snprintf(key, sizeof(key), "%s:%u", name, (unsigned)port);
+    if (len < 0 || (size_t)len >= sizeof(key))
+        return 0;
+    h2o_cache_set(cache, h2o_now(h2o_socket_get_loop(sock)), h2o_iovec_init(key, (size_t)len),
+                  h2o_cache_calchash(key, (size_t)len), h2o_iovec_init(session, 1));
+    return 1; /* the cache holds the reference now */
 }
 
 static void ossl_reason(char *err, size_t errlen)
@@ -79,6 +105,8 @@ SSL_CTX *tg_tls_client_ctx_create(const char *ca_file, char *err, size_t errlen)
     /* h2o keeps the sessions (keyed by SNI name and port) and offers them on the next handshake */
     h2o_socket_ssl_set_session_cache(
         ctx, h2o_cache_create(0, SESSION_CACHE_SIZE, SESSION_CACHE_MS, h2o_socket_ssl_destroy_session_cache_entry));
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(ctx, on_new_session);
     return ctx;
 }
 
