@@ -19,6 +19,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <yaml.h>
 
 #define TG_CFG_PATH_MAX 256 /* longest dotted key path kept for messages */
@@ -545,6 +548,22 @@ static int tg_check_readable(const char *s, uint64_t v, char *why, size_t len)
     return 0;
 }
 
+/* upstream.ca_file: a readable file holding at least one PEM certificate. */
+static int tg_check_ca_file(const char *s, uint64_t v, char *why, size_t len)
+{
+    if (tg_check_readable(s, v, why, len) != 0)
+        return -1;
+    FILE *f = fopen(s, "r");
+    X509 *cert = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+    if (f)
+        fclose(f);
+    ERR_clear_error();
+    if (cert == NULL)
+        return tg_why(why, len, "%s holds no PEM certificate", s);
+    X509_free(cert);
+    return 0;
+}
+
 static int tg_check_timezone(const char *s, uint64_t v, char *why, size_t len)
 {
     char file[512];
@@ -793,6 +812,7 @@ static const tg_field_t tg_upstream_fields[] = {
      .def_num = TG_CLIENT_ABORT_CANCEL},
     {.name = "client", .kind = TG_F_ENUM, .offset = offsetof(tg_config_t, upstream.client),
      .width = TG_MEMBER_SIZE(tg_config_t, upstream.client), .names = tg_client_names, .n_names = 2, .def_num = 0},
+    TG_STR("ca_file", tg_config_t, upstream.ca_file, NULL, tg_check_ca_file, false),
 };
 static const tg_table_t tg_upstream_table = {tg_upstream_fields, TG_NELEM(tg_upstream_fields), NULL};
 

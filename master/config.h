@@ -55,6 +55,7 @@ typedef struct tg_config {
         uint32_t idle_timeout_ms;       /* 300000 */
         uint32_t max_connections;       /* 256: idle keep-alive connections kept per worker and backend */
         int client;                     /* "auto" (0): the lean HTTP/1.1 client where it applies; "curl" (1): libcurl only */
+        char *ca_file;                  /* NULL, or PEM CA certificates trusted besides the system store */
         uint32_t client_abort;          /* TG_CLIENT_ABORT_*: a client that leaves mid-answer */
     } upstream;
     struct {

@@ -26,20 +26,20 @@ h2o_timeout_t *tg_timeouts_get(tg_timeouts_t *t, uint32_t ms)
     return &t->lists[t->n++].timeout;
 }
 
-tg_upstream_client_t *tg_upstream_client_create(h2o_context_t *ctx, uint32_t max_connections, tg_upstream_kind_t kind)
+tg_upstream_client_t *tg_upstream_client_create(h2o_context_t *ctx, const tg_upstream_options_t *opts)
 {
     tg_upstream_client_t *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
     c->timeouts.loop = ctx->loop;
-    c->curl = tg_curl_create(ctx, max_connections, &c->timeouts);
-    if (kind == TG_UPSTREAM_AUTO)
-        c->h1 = tg_h1_create(ctx, max_connections, &c->timeouts);
-    if (!c->curl || (kind == TG_UPSTREAM_AUTO && !c->h1)) {
+    c->curl = tg_curl_create(ctx, opts->max_connections, &c->timeouts, opts->ca_file);
+    if (opts->kind == TG_UPSTREAM_AUTO)
+        c->h1 = tg_h1_create(ctx, opts->max_connections, &c->timeouts, opts->ca_file);
+    if (!c->curl || (opts->kind == TG_UPSTREAM_AUTO && !c->h1)) {
         tg_upstream_client_destroy(c);
         return NULL;
     }
-    tg_info("upstream client: %s", c->h1 ? "lean HTTP/1.1 for plain http:// to numeric hosts, libcurl for the rest"
+    tg_info("upstream client: %s", c->h1 ? "lean HTTP/1.1 for http:// and https://, libcurl for the rest"
                                          : "libcurl for every exchange (upstream.client: curl)");
     return c;
 }

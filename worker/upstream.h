@@ -1,7 +1,7 @@
 /* The upstream client interface: one HTTP exchange with a provider (or with the persister over
  * its unix socket), driven by the worker's event loop without blocking. Two backends sit behind
  * it (upstream_backend.h): a lean keep-alive HTTP/1.1 client on h2o's sockets (upstream_h1.c) for
- * plain http:// to numeric hosts, and libcurl's multi interface (upstream_curl.c) for the rest.
+ * http:// and https://, and libcurl's multi interface (upstream_curl.c) for the rest.
  *
  * Callbacks run inside the event loop. on_head and on_body may be called from inside a backend;
  * they should not start transfers (the proxy defers that); cancelling from them is safe. on_done
@@ -54,9 +54,14 @@ typedef enum {
     TG_UPSTREAM_CURL = 1  /* libcurl for every exchange */
 } tg_upstream_kind_t;
 
-/** Creates the client on CTX's loop (worker start); MAX_CONNECTIONS bounds the idle keep-alive
- *  connections each backend keeps. */
-tg_upstream_client_t *tg_upstream_client_create(h2o_context_t *ctx, uint32_t max_connections, tg_upstream_kind_t kind);
+typedef struct tg_upstream_options {
+    uint32_t max_connections; /* bounds the idle keep-alive connections each backend keeps */
+    tg_upstream_kind_t kind;
+    const char *ca_file; /* NULL, or PEM CA certificates both backends trust besides the system store */
+} tg_upstream_options_t;
+
+/** Creates the client on CTX's loop (worker start); NULL (with the reason logged) on failure. */
+tg_upstream_client_t *tg_upstream_client_create(h2o_context_t *ctx, const tg_upstream_options_t *opts);
 void tg_upstream_client_destroy(tg_upstream_client_t *c);
 /** Milliseconds until the client needs the loop to wake up for its timers (INT32_MAX when none). */
 int32_t tg_upstream_client_wait_ms(tg_upstream_client_t *c);

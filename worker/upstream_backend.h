@@ -1,8 +1,7 @@
 /* Inside the upstream client: the two backends behind upstream.h and what they share. upstream.c
  * implements the public interface and sends each exchange to one backend: the lean HTTP/1.1
- * client (upstream_h1.c) for plain http:// to a numeric host or localhost, libcurl
- * (upstream_curl.c) for everything else (https, unix sockets, host names) or when the
- * configuration asks for curl everywhere. */
+ * client (upstream_h1.c) for http:// and https:// to any host, libcurl (upstream_curl.c) for the
+ * rest (unix sockets, URLs with user info) or when the configuration asks for curl everywhere. */
 #ifndef TG_UPSTREAM_BACKEND_H
 #define TG_UPSTREAM_BACKEND_H
 
@@ -29,7 +28,8 @@ h2o_timeout_t *tg_timeouts_get(tg_timeouts_t *t, uint32_t ms);
 
 /* libcurl (upstream_curl.c) */
 typedef struct tg_curl_client tg_curl_client_t;
-tg_curl_client_t *tg_curl_create(h2o_context_t *ctx, uint32_t max_connections, tg_timeouts_t *timeouts);
+/** CA_FILE: NULL, or PEM CA certificates trusted besides the system store (upstream.ca_file). */
+tg_curl_client_t *tg_curl_create(h2o_context_t *ctx, uint32_t max_connections, tg_timeouts_t *timeouts, const char *ca_file);
 void tg_curl_destroy(tg_curl_client_t *c);
 int32_t tg_curl_wait_ms(tg_curl_client_t *c);
 void tg_curl_tick(tg_curl_client_t *c);
@@ -40,11 +40,12 @@ void tg_curl_resume(tg_xfer_t *x);
 
 /* the lean HTTP/1.1 client (upstream_h1.c) */
 typedef struct tg_h1_client tg_h1_client_t;
-tg_h1_client_t *tg_h1_create(h2o_context_t *ctx, uint32_t max_connections, tg_timeouts_t *timeouts);
+/** CA_FILE as for tg_curl_create; NULL (with the reason logged) when it cannot be loaded. */
+tg_h1_client_t *tg_h1_create(h2o_context_t *ctx, uint32_t max_connections, tg_timeouts_t *timeouts, const char *ca_file);
 void tg_h1_destroy(tg_h1_client_t *c);
 size_t tg_h1_active(tg_h1_client_t *c);
-/** 0 when the lean client carries REQ (plain http:// to a numeric IPv4/IPv6 host or localhost, no
- *  unix socket, no user info in the URL) with *URL parsed from it; -1 otherwise. */
+/** 0 when the lean client carries REQ (http:// or https://, no unix socket, no user info in the
+ *  URL) with *URL parsed from it; -1 otherwise. */
 int tg_h1_accepts(const tg_xfer_request_t *req, h2o_url_t *url);
 tg_xfer_t *tg_h1_start(tg_h1_client_t *c, const h2o_url_t *url, const tg_xfer_request_t *req,
                        const tg_xfer_handlers_t *h, void *ud);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "worker/upstream_tls.h"
 
 typedef struct fd_entry {
     h2o_socket_t *sock;
@@ -63,6 +64,7 @@ struct tg_curl_client {
     curl_xfer_t *free_list;
     curl_xfer_t *deferred; /* cancelled inside callbacks, to remove later */
     tg_timeouts_t *timeouts; /* the client's deadline lists */
+    char *ca_file;           /* upstream.ca_file, or NULL */
 };
 
 static void reap(tg_curl_client_t *c);
@@ -221,11 +223,28 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
     return 0;
 }
 
-tg_curl_client_t *tg_curl_create(h2o_context_t *ctx, uint32_t max_connections, tg_timeouts_t *timeouts)
+/* https:// with upstream.ca_file: its CAs join the ones curl loaded (the system store), as in the
+ * lean backend; CURLOPT_CAINFO would replace the system bundle instead. */
+static CURLcode on_ssl_ctx(CURL *easy, void *ssl_ctx, void *userp)
+{
+    tg_curl_client_t *c = userp;
+    char err[256];
+    if (tg_tls_add_ca_file(ssl_ctx, c->ca_file, err, sizeof(err)) != 0) {
+        tg_warn("%s", err);
+        return CURLE_SSL_CACERT_BADFILE;
+    }
+    return CURLE_OK;
+}
+
+tg_curl_client_t *tg_curl_create(h2o_context_t *ctx, uint32_t max_connections, tg_timeouts_t *timeouts, const char *ca_file)
 {
     tg_curl_client_t *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
+    if (ca_file && (c->ca_file = strdup(ca_file)) == NULL) {
+        free(c);
+        return NULL;
+    }
     c->ctx = ctx;
     c->timeouts = timeouts;
     c->multi = curl_multi_init();
@@ -433,6 +452,10 @@ tg_xfer_t *tg_curl_start(tg_curl_client_t *c, const tg_xfer_request_t *req, cons
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body_bytes);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)req->connect_timeout_ms);
+    if (c->ca_file) {
+        curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
+        curl_easy_setopt(e, CURLOPT_SSL_CTX_DATA, c);
+    }
     if (strcmp(req->method, "GET") == 0) {
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
     } else {
@@ -505,5 +528,6 @@ void tg_curl_destroy(tg_curl_client_t *c)
     for (size_t i = 0; i < c->nfds; i++)
         unwrap(&c->fds[i]);
     free(c->fds);
+    free(c->ca_file);
     free(c);
 }

@@ -1,10 +1,15 @@
-/* The lean upstream backend: keep-alive HTTP/1.1 on h2o's own sockets (evloop) for plain
- * http:// upstreams whose host is a numeric address or localhost, the benchmark's and many
- * self-hosted deployments' hot path. Everything else goes to libcurl (upstream_backend.h).
+/* The lean upstream backend: keep-alive HTTP/1.1 on h2o's own sockets (evloop) for http:// and
+ * https:// upstreams, numeric hosts or names. Unix sockets and URLs with user info go to libcurl
+ * (upstream_backend.h).
  *
- * - Origins ("host:port") are resolved once, without DNS: numeric hosts only, "localhost" is
- *   127.0.0.1. Each keeps a LIFO pool of idle connections; at most max_connections idle ones in
- *   all, each closed after POOL_IDLE_MS or as soon as the server closes it or sends anything.
+ * - Origins (scheme + host + port, upstream_origin.c) hold the addresses: numeric hosts parsed,
+ *   names resolved off the loop thread and cached. Each keeps a LIFO pool of idle connections; at
+ *   most max_connections idle ones in all, each closed after POOL_IDLE_MS or as soon as the
+ *   server closes it or sends anything.
+ * - A new connection tries the origin's addresses in turn, from the one that last worked, until
+ *   one connects; https:// then runs h2o's TLS handshake with the host as SNI name, verified as
+ *   upstream_tls.c describes. The connect timeout bounds the whole setup of a transfer's
+ *   connection: waiting for the first lookup, every TCP attempt and the handshake.
  * - A request is one writev: the head (built into the transfer's buffer) and the body in place.
  * - The response is read into the socket's own input buffer (h2o allocates it from a recycling
  *   pool and frees it once every byte is consumed, so idle streams hold none), parsed by
@@ -21,29 +26,25 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "common/log.h"
 #include "worker/h1wire.h"
+#include "worker/upstream_origin.h"
+#include "worker/upstream_tls.h"
 
 #define POOL_IDLE_MS 60000 /* an idle keep-alive connection is closed after this long */
 #define HEAD_INLINE 512    /* request heads up to this size need no allocation */
 
 typedef struct h1_xfer h1_xfer_t;
 
-typedef struct h1_origin {
-    char *authority; /* "host:port" as in the URL: the pool's key and the Host header */
-    size_t authority_len;
-    struct sockaddr_storage addr;
-    socklen_t addrlen;
-    h2o_linklist_t idle; /* idle connections; the most recently used at the tail */
-} h1_origin_t;
-
 typedef struct h1_conn {
     h2o_socket_t *sock;
     tg_h1_client_t *client;
-    h1_origin_t *origin;
+    tg_origin_t *origin;
     h1_xfer_t *xfer; /* the exchange it carries; NULL while idle */
-    h2o_linklist_t idle_link;
-    h2o_timeout_entry_t timer; /* the connect deadline while connecting, then the idle deadline in the pool */
-    uint8_t connecting;
+    h2o_linklist_t idle_link; /* in origin->idle, the most recently used at the tail */
+    h2o_timeout_entry_t timer; /* the idle deadline in the pool */
+    size_t addr;               /* the origin's address it connected to */
+    uint8_t connecting;        /* TCP connect or TLS handshake under way */
     uint8_t writing; /* the request's write has not completed */
     uint8_t reused;  /* it carried an exchange before this one */
     uint8_t ended;   /* the peer closed it or it failed: nothing more will arrive */
@@ -52,7 +53,7 @@ typedef struct h1_conn {
 struct h1_xfer {
     tg_xfer_t base; /* lean = 1 */
     tg_h1_client_t *client;
-    h1_origin_t *origin;
+    tg_origin_t *origin;
     h1_conn_t *conn;
     const tg_xfer_handlers_t *h;
     void *ud;
@@ -62,20 +63,24 @@ struct h1_xfer {
     size_t head_len;
     h2o_timeout_t *connect_list, *idle_list;
     h2o_timeout_entry_t timer; /* first-byte deadline, then idle deadline; zero timeout for a failure at start */
+    h2o_timeout_entry_t connect_timer; /* while a new connection is set up for it (lookup, TCP, TLS) */
+    h2o_linklist_t wait_link;          /* in origin->waiters while the first lookup runs */
+    size_t tries;                      /* addresses tried for the connection being set up */
     tg_h1_response_t resp;
     size_t ready; /* framed body bytes at the front of the input not yet taken by on_body */
     const char *fail_msg; /* a failure at start, reported from the zero timeout */
     uint8_t got_bytes, retried, paused, cancelled, in_cb;
     h1_xfer_t *next; /* free list */
     char head_inline[HEAD_INLINE];
+    char msg[256]; /* a failure's words, naming the upstream (outside the part cleared per transfer) */
 };
 
 struct tg_h1_client {
     h2o_context_t *ctx;
     tg_timeouts_t *timeouts;
     h2o_timeout_t *pool_list;
-    h1_origin_t **origins;
-    size_t n_origins;
+    tg_origins_t origins;
+    SSL_CTX *ssl_ctx; /* for https:// origins */
     size_t active;   /* transfers started and not ended */
     size_t idle;     /* connections in the pools */
     size_t max_idle;
@@ -84,6 +89,7 @@ struct tg_h1_client {
 
 static void on_read(h2o_socket_t *sock, const char *err);
 static void process(h1_xfer_t *x);
+static void connect_next(h1_xfer_t *x);
 
 /* ---- connections ---------------------------------------------------------------------------- */
 
@@ -118,7 +124,7 @@ static void conn_release(h1_conn_t *k, int reusable)
 }
 
 /* Takes the most recently used idle connection of O, or NULL. */
-static h1_conn_t *conn_from_pool(tg_h1_client_t *c, h1_origin_t *o)
+static h1_conn_t *conn_from_pool(tg_h1_client_t *c, tg_origin_t *o)
 {
     if (h2o_linklist_is_empty(&o->idle))
         return NULL;
@@ -164,6 +170,10 @@ static void finish(h1_xfer_t *x, int err, const char *msg)
         conn_release(k, err == 0 && x->resp.state == TG_H1_DONE && x->ready == 0 && x->resp.keep_alive);
     if (h2o_timeout_is_linked(&x->timer))
         h2o_timeout_unlink(&x->timer);
+    if (h2o_timeout_is_linked(&x->connect_timer))
+        h2o_timeout_unlink(&x->connect_timer);
+    if (h2o_linklist_is_linked(&x->wait_link))
+        h2o_linklist_unlink(&x->wait_link);
     if (x->head != x->head_inline)
         free(x->head);
     x->head = NULL;
@@ -221,57 +231,140 @@ static void send_request(h1_xfer_t *x)
         h2o_socket_read_start(k->sock, on_read);
 }
 
+/* Ends X's connection setup as failed: the connection in the making is closed. */
+static void connect_failed(h1_xfer_t *x, int err, const char *fmt, const char *why)
+{
+    h1_conn_t *k = x->conn;
+    if (k) {
+        x->conn = NULL;
+        conn_close(k);
+    }
+    snprintf(x->msg, sizeof(x->msg), fmt, x->origin->key, why);
+    finish(x, err, x->msg);
+}
+
+/* The connection is set up: the request goes out. */
+static void conn_ready(h1_xfer_t *x)
+{
+    h1_conn_t *k = x->conn;
+    k->connecting = 0;
+    x->origin->preferred = k->addr;
+    if (h2o_timeout_is_linked(&x->connect_timer))
+        h2o_timeout_unlink(&x->connect_timer);
+    send_request(x);
+}
+
+static void on_handshake(h2o_socket_t *sock, const char *err)
+{
+    h1_conn_t *k = sock->data;
+    h1_xfer_t *x = k->xfer;
+    if ((err = tg_tls_handshake_error(err)) != NULL) {
+        tg_warn("upstream %s: TLS handshake failed: %s", x->origin->key, err);
+        connect_failed(x, TG_XFER_ECONNECT, "TLS handshake with %s failed: %s", err);
+        return;
+    }
+    tg_debug("upstream %s: %s %s, session %s", x->origin->key, h2o_socket_get_ssl_protocol_version(sock),
+             h2o_socket_get_ssl_cipher(sock), h2o_socket_get_ssl_session_reused(sock) ? "resumed" : "new");
+    conn_ready(x);
+}
+
 static void on_connect(h2o_socket_t *sock, const char *err)
 {
     h1_conn_t *k = sock->data;
     h1_xfer_t *x = k->xfer;
-    k->connecting = 0;
-    if (h2o_timeout_is_linked(&k->timer))
-        h2o_timeout_unlink(&k->timer);
     if (err) {
         x->conn = NULL;
         conn_close(k);
-        finish(x, TG_XFER_ECONNECT, "could not connect to the upstream");
+        if (x->tries < x->origin->n_addrs) { /* the next address */
+            connect_next(x);
+            return;
+        }
+        snprintf(x->msg, sizeof(x->msg), "could not connect to %s: %s", x->origin->key, err);
+        finish(x, TG_XFER_ECONNECT, x->msg);
         return;
     }
-    send_request(x);
+    if (x->origin->tls) {
+        h2o_socket_ssl_handshake(sock, k->client->ssl_ctx, x->origin->host, on_handshake);
+        return;
+    }
+    conn_ready(x);
 }
 
-static void on_conn_timer(h2o_timeout_entry_t *entry)
+static void on_pool_timer(h2o_timeout_entry_t *entry)
 {
-    h1_conn_t *k = H2O_STRUCT_FROM_MEMBER(h1_conn_t, timer, entry);
-    h1_xfer_t *x = k->xfer;
-    if (!k->connecting || !x) { /* idle in the pool for too long */
-        conn_close(k);
-        return;
-    }
-    x->conn = NULL;
-    conn_close(k);
-    finish(x, TG_XFER_ETIMEOUT, "could not connect to the upstream before the connect timeout");
+    conn_close(H2O_STRUCT_FROM_MEMBER(h1_conn_t, timer, entry)); /* idle in the pool for too long */
 }
 
-/* Opens a fresh connection for X; -1 when the socket cannot even be created. */
-static int conn_open(h1_xfer_t *x)
+static void on_connect_deadline(h2o_timeout_entry_t *entry)
+{
+    h1_xfer_t *x = H2O_STRUCT_FROM_MEMBER(h1_xfer_t, connect_timer, entry);
+    connect_failed(x, TG_XFER_ETIMEOUT,
+                   x->conn ? "could not connect to %s before the connect timeout%s"
+                           : "could not resolve %s before the connect timeout%s", "");
+}
+
+/* Opens a connection for X to the origin's next untried address, reporting a failure through
+ * on_done when no address is left. */
+static void connect_next(h1_xfer_t *x)
 {
     tg_h1_client_t *c = x->client;
-    h1_conn_t *k = calloc(1, sizeof(*k));
-    if (!k)
-        return -1;
-    k->sock = h2o_socket_connect(c->ctx->loop, (struct sockaddr *)&x->origin->addr, x->origin->addrlen, on_connect);
-    if (!k->sock) {
-        free(k);
-        return -1;
+    tg_origin_t *o = x->origin;
+    while (x->tries < o->n_addrs) {
+        size_t i = (o->preferred + x->tries++) % o->n_addrs;
+        h1_conn_t *k = calloc(1, sizeof(*k));
+        if (!k)
+            break;
+        k->sock = h2o_socket_connect(c->ctx->loop, (struct sockaddr *)&o->addrs[i], o->addrlens[i], on_connect);
+        if (!k->sock) {
+            free(k);
+            continue;
+        }
+        k->sock->data = k;
+        k->client = c;
+        k->origin = o;
+        k->addr = i;
+        k->connecting = 1;
+        k->xfer = x;
+        k->timer.cb = on_pool_timer;
+        x->conn = k;
+        return;
     }
-    k->sock->data = k;
-    k->client = c;
-    k->origin = x->origin;
-    k->connecting = 1;
-    k->xfer = x;
-    k->timer.cb = on_conn_timer;
-    if (x->connect_list)
-        h2o_timeout_link(c->ctx->loop, x->connect_list, &k->timer);
-    x->conn = k;
-    return 0;
+    snprintf(x->msg, sizeof(x->msg), "could not connect to %s", o->key);
+    fail_later(x, x->msg);
+}
+
+/* Sets up a fresh connection for X: the connect deadline starts, and the addresses are tried
+ * once the origin has some. */
+static void conn_open(h1_xfer_t *x)
+{
+    x->tries = 0;
+    if (x->connect_list) {
+        if (h2o_timeout_is_linked(&x->connect_timer))
+            h2o_timeout_unlink(&x->connect_timer);
+        h2o_timeout_link(x->client->ctx->loop, x->connect_list, &x->connect_timer);
+    }
+    int ready = tg_origin_ready(x->origin);
+    if (ready > 0) {
+        connect_next(x);
+    } else if (ready == 0) {
+        h2o_linklist_insert(&x->origin->waiters, &x->wait_link);
+    } else {
+        snprintf(x->msg, sizeof(x->msg), "could not resolve %s: %s", x->origin->key, x->origin->error);
+        fail_later(x, x->msg);
+    }
+}
+
+/* The origin's lookup ended: the transfers waiting for it connect, or fail with the reason. */
+static void on_resolved(tg_origin_t *o, const char *err)
+{
+    while (!h2o_linklist_is_empty(&o->waiters)) {
+        h1_xfer_t *x = H2O_STRUCT_FROM_MEMBER(h1_xfer_t, wait_link, o->waiters.next);
+        h2o_linklist_unlink(&x->wait_link);
+        if (err)
+            connect_failed(x, TG_XFER_ECONNECT, "could not resolve %s: %s", err);
+        else
+            connect_next(x);
+    }
 }
 
 /* The connection ended with nothing more to read: X is retried on a fresh connection (a stale
@@ -283,8 +376,7 @@ static void on_ended(h1_xfer_t *x)
         x->conn = NULL;
         conn_close(k);
         x->retried = 1;
-        if (conn_open(x) != 0)
-            finish(x, TG_XFER_ECONNECT, "could not connect to the upstream");
+        conn_open(x);
         return;
     }
     if (x->resp.state != TG_H1_HEAD && tg_h1_at_eof(&x->resp) == 0) {
@@ -387,8 +479,9 @@ static void on_read(h2o_socket_t *sock, const char *err)
 {
     h1_conn_t *k = sock->data;
     h1_xfer_t *x = k->xfer;
-    if (!x) { /* idle: the server closed it, or sent something nobody asked for */
-        conn_close(k);
+    if (!x) { /* idle: the server closed it, or sent something nobody asked for (TLS may wake it with neither) */
+        if (err || sock->input->size)
+            conn_close(k);
         return;
     }
     if (sock->bytes_read) {
@@ -401,89 +494,37 @@ static void on_read(h2o_socket_t *sock, const char *err)
     process(x);
 }
 
-/* ---- origins -------------------------------------------------------------------------------- */
-
-/* Fills O's address from a numeric HOST (or localhost) and PORT; -1 when HOST is neither. */
-static int resolve_numeric(h2o_iovec_t host, uint16_t port, struct sockaddr_storage *ss, socklen_t *len)
-{
-    char name[INET6_ADDRSTRLEN];
-    if (host.len == 0 || host.len >= sizeof(name))
-        return -1;
-    memcpy(name, host.base, host.len);
-    name[host.len] = '\0';
-    if (strcasecmp(name, "localhost") == 0)
-        strcpy(name, "127.0.0.1");
-    memset(ss, 0, sizeof(*ss));
-    struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
-    if (inet_pton(AF_INET, name, &v4->sin_addr) == 1) {
-        v4->sin_family = AF_INET;
-        v4->sin_port = htons(port);
-        *len = sizeof(*v4);
-        return 0;
-    }
-    if (inet_pton(AF_INET6, name, &v6->sin6_addr) == 1) {
-        v6->sin6_family = AF_INET6;
-        v6->sin6_port = htons(port);
-        *len = sizeof(*v6);
-        return 0;
-    }
-    return -1;
-}
+/* ---- the interface -------------------------------------------------------------------------- */
 
 int tg_h1_accepts(const tg_xfer_request_t *req, h2o_url_t *url)
 {
-    struct sockaddr_storage ss;
-    socklen_t len;
-    if (req->unix_socket || strncmp(req->url, "http://", 7) != 0)
+    if (req->unix_socket || (strncmp(req->url, "http://", 7) != 0 && strncmp(req->url, "https://", 8) != 0))
         return -1;
-    if (h2o_url_parse(req->url, SIZE_MAX, url) != 0 || url->scheme != &H2O_URL_SCHEME_HTTP)
+    if (h2o_url_parse(req->url, SIZE_MAX, url) != 0 ||
+        (url->scheme != &H2O_URL_SCHEME_HTTP && url->scheme != &H2O_URL_SCHEME_HTTPS) || url->host.len == 0)
         return -1;
     if (memchr(url->authority.base, '@', url->authority.len))
         return -1; /* user info: libcurl turns it into Basic authentication */
-    return resolve_numeric(url->host, h2o_url_get_port(url), &ss, &len);
+    return 0;
 }
 
-static h1_origin_t *origin_for(tg_h1_client_t *c, const h2o_url_t *url)
-{
-    for (size_t i = 0; i < c->n_origins; i++) {
-        h1_origin_t *o = c->origins[i];
-        if (o->authority_len == url->authority.len && memcmp(o->authority, url->authority.base, o->authority_len) == 0)
-            return o;
-    }
-    h1_origin_t **grown = realloc(c->origins, (c->n_origins + 1) * sizeof(*grown));
-    if (!grown)
-        return NULL;
-    c->origins = grown;
-    h1_origin_t *o = calloc(1, sizeof(*o));
-    if (!o || !(o->authority = malloc(url->authority.len + 1))) {
-        free(o);
-        return NULL;
-    }
-    if (resolve_numeric(url->host, h2o_url_get_port(url), &o->addr, &o->addrlen) != 0) {
-        free(o->authority);
-        free(o);
-        return NULL;
-    }
-    memcpy(o->authority, url->authority.base, url->authority.len);
-    o->authority[url->authority.len] = '\0';
-    o->authority_len = url->authority.len;
-    h2o_linklist_init_anchor(&o->idle);
-    c->origins[c->n_origins++] = o;
-    return o;
-}
-
-/* ---- the interface -------------------------------------------------------------------------- */
-
-tg_h1_client_t *tg_h1_create(h2o_context_t *ctx, uint32_t max_connections, tg_timeouts_t *timeouts)
+tg_h1_client_t *tg_h1_create(h2o_context_t *ctx, uint32_t max_connections, tg_timeouts_t *timeouts, const char *ca_file)
 {
     tg_h1_client_t *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
+    char err[256];
+    if ((c->ssl_ctx = tg_tls_client_ctx_create(ca_file, err, sizeof(err))) == NULL) {
+        tg_error("%s", err);
+        free(c);
+        return NULL;
+    }
     c->ctx = ctx;
     c->timeouts = timeouts;
     c->pool_list = tg_timeouts_get(timeouts, POOL_IDLE_MS);
     c->max_idle = max_connections;
+    c->origins.ctx = ctx;
+    c->origins.on_resolved = on_resolved;
     return c;
 }
 
@@ -491,14 +532,13 @@ void tg_h1_destroy(tg_h1_client_t *c)
 {
     if (!c)
         return;
-    for (size_t i = 0; i < c->n_origins; i++) {
-        h1_origin_t *o = c->origins[i];
+    for (size_t i = 0; i < c->origins.n; i++) {
+        tg_origin_t *o = c->origins.v[i];
         while (!h2o_linklist_is_empty(&o->idle))
             conn_close(H2O_STRUCT_FROM_MEMBER(h1_conn_t, idle_link, o->idle.next));
-        free(o->authority);
-        free(o);
     }
-    free(c->origins);
+    tg_origins_dispose(&c->origins);
+    tg_tls_client_ctx_free(c->ssl_ctx);
     while (c->free_list) {
         h1_xfer_t *x = c->free_list;
         c->free_list = x->next;
@@ -515,7 +555,7 @@ size_t tg_h1_active(tg_h1_client_t *c)
 tg_xfer_t *tg_h1_start(tg_h1_client_t *c, const h2o_url_t *url, const tg_xfer_request_t *req,
                        const tg_xfer_handlers_t *h, void *ud)
 {
-    h1_origin_t *o = origin_for(c, url);
+    tg_origin_t *o = tg_origin_get(&c->origins, url);
     if (!o)
         return NULL;
     h1_xfer_t *x = c->free_list;
@@ -525,6 +565,7 @@ tg_xfer_t *tg_h1_start(tg_h1_client_t *c, const h2o_url_t *url, const tg_xfer_re
         return NULL;
     memset(x, 0, offsetof(h1_xfer_t, head_inline));
     x->base.lean = 1;
+    x->connect_timer.cb = on_connect_deadline;
     x->client = c;
     x->origin = o;
     x->h = h;
@@ -554,8 +595,8 @@ tg_xfer_t *tg_h1_start(tg_h1_client_t *c, const h2o_url_t *url, const tg_xfer_re
         k->xfer = x;
         x->conn = k;
         send_request(x);
-    } else if (conn_open(x) != 0) {
-        fail_later(x, "could not connect to the upstream");
+    } else {
+        conn_open(x);
     }
     return &x->base;
 }

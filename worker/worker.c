@@ -133,8 +133,12 @@ int tg_worker_run(const tg_worker_args_t *args)
         return 1;
     }
     setup_server(w);
-    w->client = tg_upstream_client_create(&w->ctx, w->cfg->upstream.max_connections,
-                                          w->cfg->upstream.client ? TG_UPSTREAM_CURL : TG_UPSTREAM_AUTO);
+    tg_upstream_options_t upstream = {
+        .max_connections = w->cfg->upstream.max_connections,
+        .kind = w->cfg->upstream.client ? TG_UPSTREAM_CURL : TG_UPSTREAM_AUTO,
+        .ca_file = w->cfg->upstream.ca_file,
+    };
+    w->client = tg_upstream_client_create(&w->ctx, &upstream);
     if (!w->client) {
         tg_error("cannot create the upstream client");
         return 1;

@@ -20,17 +20,21 @@ int mock_log_requests;
 
 static const char *host = "127.0.0.1";
 static uint64_t port = 9000;
+static const char *tls_cert, *tls_key; /* both set: a second listener speaks TLS */
+static uint64_t tls_port;
+static int tls_max;
 static int stop_requested;
 
 static h2o_globalconf_t config;
 static h2o_context_t ctx;
-static h2o_accept_ctx_t accept_ctx;
-static h2o_socket_t *listener, *signals;
+static h2o_accept_ctx_t accept_ctx, tls_accept_ctx;
+static h2o_socket_t *listener, *tls_listener, *signals;
 
 static void usage(FILE *out)
 {
     fprintf(out, "usage: tollgate-mock [--host 127.0.0.1] [--port 9000] [--latency-ms 0] [--chunks 8] [--chunk-delay-ms 0]\n"
                  "                     [--body-bytes 0] [--quiet] [--log-requests]\n"
+                 "                     [--tls-cert FILE --tls-key FILE [--tls-port 0] [--tls-max 1.2|1.3]]\n"
                  "A fake upstream LLM provider for tests and benchmarks; see bench/mock/README.md.\n");
 }
 
@@ -44,18 +48,24 @@ static void fail_usage(const char *fmt, const char *arg)
 
 static void parse_args(int argc, char **argv)
 {
-    enum { OPT_HOST = 256, OPT_PORT, OPT_QUIET, OPT_LOG_REQUESTS, OPT_HELP, OPT_KNOB };
-    struct option options[MOCK_NUM_KNOBS + 6] = {
+    enum { OPT_HOST = 256, OPT_PORT, OPT_QUIET, OPT_LOG_REQUESTS, OPT_HELP, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_PORT,
+           OPT_TLS_MAX, OPT_KNOB };
+    enum { N_FIXED = 9 };
+    struct option options[MOCK_NUM_KNOBS + N_FIXED + 1] = {
         {"host", required_argument, NULL, OPT_HOST},
         {"port", required_argument, NULL, OPT_PORT},
         {"quiet", no_argument, NULL, OPT_QUIET},
         {"log-requests", no_argument, NULL, OPT_LOG_REQUESTS},
         {"help", no_argument, NULL, OPT_HELP},
+        {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+        {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+        {"tls-port", required_argument, NULL, OPT_TLS_PORT},
+        {"tls-max", required_argument, NULL, OPT_TLS_MAX},
     };
     int opt;
 
     for (size_t i = 0; i != MOCK_NUM_KNOBS; ++i)
-        options[5 + i] = (struct option){mock_knob_defs[i].name, required_argument, NULL, OPT_KNOB + (int)i};
+        options[N_FIXED + i] = (struct option){mock_knob_defs[i].name, required_argument, NULL, OPT_KNOB + (int)i};
 
     opterr = 0;
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
@@ -69,6 +79,24 @@ static void parse_args(int argc, char **argv)
             break;
         case OPT_QUIET:
             mock_quiet = 1;
+            break;
+        case OPT_TLS_CERT:
+            tls_cert = optarg;
+            break;
+        case OPT_TLS_KEY:
+            tls_key = optarg;
+            break;
+        case OPT_TLS_PORT:
+            if (knob_parse(optarg, strlen(optarg), 65535, &tls_port) != 0)
+                fail_usage("invalid --tls-port '%s'", optarg);
+            break;
+        case OPT_TLS_MAX:
+            if (strcmp(optarg, "1.2") == 0)
+                tls_max = TLS1_2_VERSION;
+            else if (strcmp(optarg, "1.3") == 0)
+                tls_max = TLS1_3_VERSION;
+            else
+                fail_usage("invalid --tls-max '%s' (1.2 or 1.3)", optarg);
             break;
         case OPT_LOG_REQUESTS:
             mock_log_requests = 1;
@@ -88,10 +116,12 @@ static void parse_args(int argc, char **argv)
     }
     if (optind != argc)
         fail_usage("unexpected argument '%s'", argv[optind]);
+    if ((tls_cert == NULL) != (tls_key == NULL))
+        fail_usage("%s", "--tls-cert and --tls-key go together");
 }
 
-/* binds host:port and prints the bound address; exits 1 on failure */
-static int open_listener(void)
+/* binds host:PORT and prints "WHAT HOST:PORT" with the bound port; exits 1 on failure */
+static int open_listener(uint64_t at_port, const char *what)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
     struct addrinfo *res;
@@ -100,7 +130,7 @@ static int open_listener(void)
     char port_str[8], addr[INET6_ADDRSTRLEN];
     int fd, on = 1, err;
 
-    snprintf(port_str, sizeof(port_str), "%u", (unsigned)port);
+    snprintf(port_str, sizeof(port_str), "%u", (unsigned)at_port);
     if ((err = getaddrinfo(host, port_str, &hints, &res)) != 0) {
         fprintf(stderr, "tollgate-mock: cannot resolve %s: %s\n", host, gai_strerror(err));
         exit(1);
@@ -116,11 +146,11 @@ static int open_listener(void)
     if (bound.ss_family == AF_INET6) {
         struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&bound;
         inet_ntop(AF_INET6, &sin6->sin6_addr, addr, sizeof(addr));
-        printf("listening on [%s]:%u\n", addr, ntohs(sin6->sin6_port));
+        printf("%s [%s]:%u\n", what, addr, ntohs(sin6->sin6_port));
     } else {
         struct sockaddr_in *sin = (struct sockaddr_in *)&bound;
         inet_ntop(AF_INET, &sin->sin_addr, addr, sizeof(addr));
-        printf("listening on %s:%u\n", addr, ntohs(sin->sin_port));
+        printf("%s %s:%u\n", what, addr, ntohs(sin->sin_port));
     }
     fflush(stdout);
     return fd;
@@ -133,7 +163,7 @@ static void on_accept(h2o_socket_t *listener, const char *err)
     if (err != NULL)
         return;
     for (int i = 0; i != 64 && (sock = h2o_evloop_socket_accept(listener)) != NULL; ++i)
-        h2o_accept(&accept_ctx, sock);
+        h2o_accept(listener->data, sock);
 }
 
 static void on_signal(h2o_socket_t *sock, const char *err)
@@ -180,8 +210,17 @@ int main(int argc, char **argv)
     hold_init(&ctx);
     watch_signals();
 
-    listener = h2o_evloop_socket_create(ctx.loop, open_listener(), H2O_SOCKET_FLAG_DONT_READ);
+    listener = h2o_evloop_socket_create(ctx.loop, open_listener(port, "listening on"), H2O_SOCKET_FLAG_DONT_READ);
+    listener->data = &accept_ctx;
     h2o_socket_read_start(listener, on_accept);
+    if (tls_cert) {
+        tls_accept_ctx = accept_ctx;
+        tls_accept_ctx.ssl_ctx = mock_tls_ctx(tls_cert, tls_key, tls_max);
+        tls_listener = h2o_evloop_socket_create(ctx.loop, open_listener(tls_port, "listening with tls on"),
+                                                H2O_SOCKET_FLAG_DONT_READ);
+        tls_listener->data = &tls_accept_ctx;
+        h2o_socket_read_start(tls_listener, on_accept);
+    }
 
     while (!stop_requested)
         h2o_evloop_run(ctx.loop, INT32_MAX);
@@ -189,6 +228,10 @@ int main(int argc, char **argv)
     if (!mock_quiet)
         fprintf(stderr, "tollgate-mock: stopping\n");
     h2o_socket_close(listener);
+    if (tls_listener) {
+        h2o_socket_close(tls_listener);
+        SSL_CTX_free(tls_accept_ctx.ssl_ctx);
+    }
     h2o_socket_close(signals);
     h2o_evloop_run(ctx.loop, 0); /* closed sockets are freed by the next loop iteration */
     return 0;

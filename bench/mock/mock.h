@@ -323,4 +323,9 @@ int router_on_req(h2o_handler_t *self, h2o_req_t *req);
 void respond(h2o_req_t *req, int status, const char *content_type, h2o_iovec_t body);
 const char *status_reason(int status);
 
+/* ---- tls.c: the optional TLS listener's context ----------------------------------------------------------------- */
+
+/** A server context with CERT (a PEM chain) and KEY; MAX_VERSION caps the protocol (0: none). Exits 1 on failure. */
+SSL_CTX *mock_tls_ctx(const char *cert, const char *key, int max_version);
+
 #endif

@@ -380,6 +380,19 @@ static void test_upstream_client(void **state)
     expect_error("upstream:\n  client: libcurl\n", 2, "upstream.client", "must be one of auto, curl");
 }
 
+static void test_upstream_ca_file(void **state)
+{
+    char *not_pem = write_temp("not a certificate\n"), *yaml = NULL;
+
+    expect_error("upstream:\n  ca_file: /nonexistent/ca.pem\n", 2, "upstream.ca_file",
+                 "cannot read /nonexistent/ca.pem");
+    assert_true(asprintf(&yaml, "upstream:\n  ca_file: %s\n", not_pem) > 0);
+    expect_error(yaml, 2, "upstream.ca_file", "holds no PEM certificate");
+    free(yaml);
+    unlink(not_pem);
+    free(not_pem);
+}
+
 static void test_protocol(void **state)
 {
     tg_config_t cfg;
@@ -615,6 +628,7 @@ int main(void)
         cmocka_unit_test(test_secret_rules),
         cmocka_unit_test(test_key_required_and_names),
         cmocka_unit_test(test_upstream_client),
+        cmocka_unit_test(test_upstream_ca_file),
         cmocka_unit_test(test_protocol),
         cmocka_unit_test(test_provider_url),
         cmocka_unit_test(test_listen),

@@ -78,11 +78,15 @@ export async function waitFor(fn, { timeout = START_TIMEOUT_MS, interval = 50, w
 export async function startMock(args = []) {
   const proc = spawn(MOCK_BIN, ['--port', '0', '--quiet', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   const out = collect(proc);
-  await waitFor(() => /listening on [\d.]+:(\d+)/.test(out.stdout), { what: 'the mock to listen' });
+  const tls = args.includes('--tls-cert');
+  await waitFor(() => /listening on [\d.]+:(\d+)/.test(out.stdout) && (!tls || /listening with tls on/.test(out.stdout)),
+    { what: 'the mock to listen' });
   const port = Number(out.stdout.match(/listening on [\d.]+:(\d+)/)[1]);
   const url = `http://127.0.0.1:${port}`;
+  // with --tls-cert/--tls-key the mock listens for TLS too: tlsPort (the counters are shared)
+  const tlsPort = tls ? Number(out.stdout.match(/listening with tls on [\d.]+:(\d+)/)[1]) : undefined;
   return {
-    port, url, proc,
+    port, url, proc, tlsPort,
     async stats() { return (await fetch(`${url}/_mock/stats`)).json(); },
     async reset() { await fetch(`${url}/_mock/reset`, { method: 'POST' }); },
     async fault(key, fault, count) {
