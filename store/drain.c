@@ -2,8 +2,9 @@
  *
  * A batch reads records at the ring's tail (tg_ring_peek leaves them in place), folds them in
  * memory (one roll-up delta per account, day and model; one counter delta per account) and
- * commits a single synced WriteBatch holding: every raw record (usage CF), the updated roll-up
- * rows and account counters (read-modify-write of the stored values), and meta ring_cursor = the
+ * commits a single synced WriteBatch holding: every raw record (usage CF), the roll-up deltas
+ * (merge operands, rollup_merge.c), the updated account records (rewritten on their stored text,
+ * acct_spend.h) with one `spend` ledger entry each, and meta ring_cursor = the
  * ring position after the batch. Only after the commit does it release the records from the ring
  * and move their cost out of the accounts' `spent` (workers add to `spent` when they settle a
  * request; once the cost is in the database it becomes part of the published balance instead).
@@ -207,31 +208,17 @@ static int skip_if_stuck_long(tg_store_t *s, tg_arena_t *a, uint64_t pos)
     return 1;
 }
 
-/* Adds the folded roll-ups to the stored rows (read-modify-write) in the batch. */
+/* Adds the folded roll-ups to the stored rows in the batch: merge operands, summed into the rows by
+ * RocksDB (rollup_merge.c), so no row is read here. */
 static int batch_rollups(tg_store_t *s)
 {
     for (uint32_t i = 0; i < s->fold_rollups.n; i++) {
         tg_fold_entry_t *e = &s->fold_rollups.entries[i];
-        tg_rollup_t sum = {0};
-        size_t vlen = 0;
-        char *err = NULL;
-        char *v = tg_store_get(s, TG_CF_ROLLUPS, e->key, e->key_len, &vlen, &err);
-        if (err) {
-            tg_error("drain: reading a roll-up row: %s", err);
-            rocksdb_free(err);
-            return -1;
-        }
-        if (v && tg_rollup_decode((const uint8_t *)v, vlen, &sum) != 0) {
-            tg_error("drain: a stored roll-up row is malformed; it restarts from this batch");
-            memset(&sum, 0, sizeof(sum));
-        }
-        rocksdb_free(v);
-        tg_rollup_add(&sum, &e->sum);
         uint8_t buf[128];
-        int n = tg_rollup_encode(&sum, buf, sizeof(buf));
+        int n = tg_rollup_encode(&e->sum, buf, sizeof(buf));
         if (n < 0)
             return -1;
-        rocksdb_writebatch_put_cf(s->batch, s->cf[TG_CF_ROLLUPS], (const char *)e->key, e->key_len, (const char *)buf, (size_t)n);
+        rocksdb_writebatch_merge_cf(s->batch, s->cf[TG_CF_ROLLUPS], (const char *)e->key, e->key_len, (const char *)buf, (size_t)n);
     }
     return 0;
 }

@@ -110,7 +110,7 @@ static int open_db(tg_store_t *s, char **err)
         goto done;
     }
     for (size_t i = 0; i < n; i++)
-        cf_opts[i] = s->opts;
+        cf_opts[i] = strcmp(names[i], tg_cf_name(TG_CF_ROLLUPS)) == 0 ? s->rollup_opts : s->opts;
     char *rerr = NULL;
     if (s->readonly)
         s->db = rocksdb_open_for_read_only_column_families(s->opts, s->db_path, (int)n, (const char *const *)names, cf_opts,
@@ -227,6 +227,7 @@ static int store_open(tg_store_t **out, const char *data_dir, int readonly, char
     s->opts = make_options();
     if (readonly)
         rocksdb_options_set_create_if_missing(s->opts, 0);
+    s->rollup_opts = tg_rollup_options(s->opts);
     s->ro = rocksdb_readoptions_create();
     s->wo = rocksdb_writeoptions_create();
     rocksdb_writeoptions_set_sync(s->wo, 1);
@@ -269,6 +270,8 @@ void tg_store_close(tg_store_t *s)
         rocksdb_writeoptions_destroy(s->wo);
     if (s->opts)
         rocksdb_options_destroy(s->opts);
+    if (s->rollup_opts)
+        rocksdb_options_destroy(s->rollup_opts);
     free(s->db_path);
     free(s->data_dir);
     free(s);
