@@ -239,6 +239,26 @@ static int store_open(tg_store_t **out, const char *data_dir, int readonly, char
     return 0;
 }
 
+int tg_store_flush(tg_store_t *s)
+{
+    if (s->readonly)
+        return 0;
+    rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+    rocksdb_flushoptions_set_wait(fo, 1);
+    int rc = 0;
+    for (int i = 0; i < TG_CF_COUNT && rc == 0; i++) {
+        char *err = NULL;
+        rocksdb_flush_cf(s->db, fo, s->cf[i], &err);
+        if (err) {
+            tg_error("store: flushing %s: %s", tg_cf_name((tg_cf_t)i), err);
+            rocksdb_free(err);
+            rc = -1;
+        }
+    }
+    rocksdb_flushoptions_destroy(fo);
+    return rc;
+}
+
 void tg_store_close(tg_store_t *s)
 {
     if (s == NULL)

@@ -1,7 +1,8 @@
 /* tests/unit/test_rollup_merge.c: the roll-up rows' merge operator (store/rollup_merge.c) through
  * a real store: operands added to a stored row and to each other, read by Get and by the roll-up
  * iterator, in the memtable and after flush and compaction (full and partial merges), across a
- * reopen; a malformed row restarting from the operands; and the schema 2 → 3 migration. */
+ * reopen; a malformed row restarting from the operands; the schema 2 → 3 migration; and the usage
+ * dump, which opens the database itself, replaying operands left in the log. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -17,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "shm/usage.h"
+#include "store/dump.h"
 #include "store/store-i.h"
 #include "store/usage_q.h"
 
@@ -206,6 +209,44 @@ static void test_migration_2_to_3(void **state)
     assert_rollup(get_row(f, 8), 5, 41, 21, 1, 1000);
 }
 
+/* `tollgate admin usage` opens the database itself: with roll-up operands still in the log (no
+ * flush), it must replay them and see every usage row written after them. */
+static void test_dump_replays_merges(void **state)
+{
+    fx_t *f = *state;
+    for (int i = 0; i < 3; i++) {
+        tg_usage_t u;
+        memset(&u, 0, sizeof(u));
+        u.ts_ms = 1717200000000ull + (uint64_t)i;
+        snprintf(u.request_id, sizeof(u.request_id), "req-%d", i);
+        snprintf(u.model, sizeof(u.model), "gpt-4o");
+        u.account_id = 1;
+        uint8_t raw[512], key[TG_USAGE_KEY_MAX];
+        int n = tg_usage_encode(&u, raw, sizeof(raw));
+        assert_true(n > 0);
+        size_t klen = tg_usage_key(key, u.ts_ms, u.request_id, strlen(u.request_id));
+        rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+        rocksdb_writebatch_put_cf(b, f->s->cf[TG_CF_USAGE], (const char *)key, klen, (const char *)raw, (size_t)n);
+        assert_int_equal(tg_store_commit(f->s, b, NULL), 0);
+        rocksdb_writebatch_destroy(b);
+        write_row(f, 1, (tg_rollup_t){1, 0, 0, 0, 1}, 0);
+    }
+    tg_store_close(f->s);
+    f->s = NULL;
+    char *buf = NULL, *err = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&buf, &len);
+    assert_int_equal(tg_store_dump_usage(f->dir, out, &err), 0);
+    fclose(out);
+    int lines = 0;
+    for (size_t i = 0; i < len; i++)
+        lines += buf[i] == '\n';
+    free(buf);
+    assert_int_equal(lines, 3);
+    reopen(f);
+    assert_rollup(get_row(f, 1), 3, 0, 0, 0, 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -213,6 +254,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_operands_without_a_row, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_row_restarts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_2_to_3, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dump_replays_merges, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
