@@ -273,6 +273,53 @@ int tg_json_array_next(const tg_json_span_t *arr, size_t *off, tg_json_span_t *i
     return 1;
 }
 
+int tg_json_each(const char *p, size_t n, int (*fn)(void *ud, const tg_json_span_t *key, const tg_json_span_t *val), void *ud)
+{
+    cursor_t c = {p, p + n};
+    skip_ws(&c);
+    if (c.p >= c.end || (*c.p != '{' && *c.p != '['))
+        return -1;
+    char close = *c.p == '{' ? '}' : ']';
+    int is_obj = close == '}';
+    c.p++;
+    skip_ws(&c);
+    if (c.p < c.end && *c.p == close) {
+        c.p++;
+        skip_ws(&c);
+        return c.p == c.end ? 0 : -1;
+    }
+    for (;;) {
+        tg_json_span_t k, v;
+        skip_ws(&c);
+        if (is_obj) {
+            if (c.p >= c.end || *c.p != '"' || scan_string(&c, &k) != 0)
+                return -1;
+            skip_ws(&c);
+            if (c.p >= c.end || *c.p != ':')
+                return -1;
+            c.p++;
+        }
+        if (scan_value(&c, &v, 1) != 0)
+            return -1;
+        int rc = fn(ud, is_obj ? &k : NULL, &v);
+        if (rc != 0)
+            return rc;
+        skip_ws(&c);
+        if (c.p >= c.end)
+            return -1;
+        if (*c.p == ',') {
+            c.p++;
+            continue;
+        }
+        if (*c.p == close) {
+            c.p++;
+            skip_ws(&c);
+            return c.p == c.end ? 0 : -1;
+        }
+        return -1;
+    }
+}
+
 int tg_json_validate(const char *p, size_t n)
 {
     cursor_t c = {p, p + n};

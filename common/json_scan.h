@@ -36,6 +36,12 @@ int tg_json_span_copy(const tg_json_span_t *s, char *buf, size_t cap);
 /** Walks the array ARR (a span of type TG_JSON_ARRAY): *OFF is 0 before the first call and is
  * advanced past each item. Returns 1 and sets *ITEM, 0 after the last item, -1 when malformed. */
 int tg_json_array_next(const tg_json_span_t *arr, size_t *off, tg_json_span_t *item);
+/** Calls FN for each member of the object, or each element of the array, that spans [p, p+n)
+ * (whitespace allowed around it): KEY is the member's name (raw, escapes kept), NULL for array
+ * elements. Returns 0 after the last one, -1 when the text is not one well-formed object or array
+ * (FN may have been called for the members before the fault), or FN's non-zero return, which stops
+ * the walk. */
+int tg_json_each(const char *p, size_t n, int (*fn)(void *ud, const tg_json_span_t *key, const tg_json_span_t *val), void *ud);
 /** 1 if the span is a complete JSON value of any type ending exactly at its end (for validation). */
 int tg_json_validate(const char *p, size_t n);
 

@@ -133,7 +133,7 @@ int tg_admin_restore(const char *data_dir, const char *dir, FILE *out, char **er
     /* nothing may hold the live database: a read-write open takes RocksDB's lock */
     struct stat st;
     if (stat(dst, &st) == 0) {
-        rocksdb_options_t *o = rocksdb_options_create();
+        rocksdb_options_t *o = rocksdb_options_create(), *ro = tg_rollup_options(o);
         char *lerr = NULL;
         size_t n = 0;
         char **names = rocksdb_list_column_families(o, dst, &n, &lerr);
@@ -141,8 +141,8 @@ int tg_admin_restore(const char *data_dir, const char *dir, FILE *out, char **er
         if (lerr == NULL) {
             const rocksdb_options_t **opts = calloc(n, sizeof(*opts));
             rocksdb_column_family_handle_t **h = calloc(n, sizeof(*h));
-            for (size_t i = 0; i < n; i++)
-                opts[i] = o;
+            for (size_t i = 0; i < n; i++) /* opening replays the log: roll-up operands may be flushed */
+                opts[i] = strcmp(names[i], tg_cf_name(TG_CF_ROLLUPS)) == 0 ? ro : o;
             db = rocksdb_open_column_families(o, dst, (int)n, (const char *const *)names, opts, h, &lerr);
             if (db) {
                 for (size_t i = 0; i < n; i++)
@@ -154,6 +154,7 @@ int tg_admin_restore(const char *data_dir, const char *dir, FILE *out, char **er
             rocksdb_list_column_families_destroy(names, n);
         }
         rocksdb_options_destroy(o);
+        rocksdb_options_destroy(ro);
         if (lerr) {
             tg_store_fail(err, "%s is in use or unreadable (%s); stop tollgate before restoring", dst, lerr);
             rocksdb_free(lerr);

@@ -2,8 +2,9 @@
  *
  * A batch reads records at the ring's tail (tg_ring_peek leaves them in place), folds them in
  * memory (one roll-up delta per account, day and model; one counter delta per account) and
- * commits a single synced WriteBatch holding: every raw record (usage CF), the updated roll-up
- * rows and account counters (read-modify-write of the stored values), and meta ring_cursor = the
+ * commits a single synced WriteBatch holding: every raw record (usage CF), the roll-up deltas
+ * (merge operands, rollup_merge.c), the updated account records (rewritten on their stored text,
+ * acct_spend.h) with one `spend` ledger entry each, and meta ring_cursor = the
  * ring position after the batch. Only after the commit does it release the records from the ring
  * and move their cost out of the accounts' `spent` (workers add to `spent` when they settle a
  * request; once the cost is in the database it becomes part of the published balance instead).
@@ -47,6 +48,7 @@
 #include "shm/ring.h"
 #include "shm/usage.h"
 #include "store/account_rec.h"
+#include "store/acct_spend.h"
 #include "store/ledger.h"
 #include "store/record.h"
 #include "store/run_once.h"
@@ -218,31 +220,17 @@ static int skip_if_stuck_long(tg_store_t *s, tg_arena_t *a, uint64_t pos)
     return 1;
 }
 
-/* Adds the folded roll-ups to the stored rows (read-modify-write) in the batch. */
+/* Adds the folded roll-ups to the stored rows in the batch: merge operands, summed into the rows by
+ * RocksDB (rollup_merge.c), so no row is read here. */
 static int batch_rollups(tg_store_t *s)
 {
     for (uint32_t i = 0; i < s->fold_rollups.n; i++) {
         tg_fold_entry_t *e = &s->fold_rollups.entries[i];
-        tg_rollup_t sum = {0};
-        size_t vlen = 0;
-        char *err = NULL;
-        char *v = tg_store_get(s, TG_CF_ROLLUPS, e->key, e->key_len, &vlen, &err);
-        if (err) {
-            tg_error("drain: reading a roll-up row: %s", err);
-            rocksdb_free(err);
-            return -1;
-        }
-        if (v && tg_rollup_decode((const uint8_t *)v, vlen, &sum) != 0) {
-            tg_error("drain: a stored roll-up row is malformed; it restarts from this batch");
-            memset(&sum, 0, sizeof(sum));
-        }
-        rocksdb_free(v);
-        tg_rollup_add(&sum, &e->sum);
         uint8_t buf[128];
-        int n = tg_rollup_encode(&sum, buf, sizeof(buf));
+        int n = tg_rollup_encode(&e->sum, buf, sizeof(buf));
         if (n < 0)
             return -1;
-        rocksdb_writebatch_put_cf(s->batch, s->cf[TG_CF_ROLLUPS], (const char *)e->key, e->key_len, (const char *)buf, (size_t)n);
+        rocksdb_writebatch_merge_cf(s->batch, s->cf[TG_CF_ROLLUPS], (const char *)e->key, e->key_len, (const char *)buf, (size_t)n);
     }
     return 0;
 }
@@ -265,27 +253,65 @@ static int batch_spend(tg_store_t *s, json_t *rec, const tg_rollup_t *sum)
     return rc;
 }
 
+/* The tree path for one account: load, change, store (what acct_spend.c does on the text). */
+static int account_by_tree(tg_store_t *s, uint64_t id, const tg_rollup_t *sum)
+{
+    json_t *rec;
+    int have = tg_store_json_load(s, TG_CF_ACCOUNTS, id, &rec);
+    if (have == TG_LOAD_ERROR)
+        return -1;            /* the batch fails and is retried: counters are never silently lost */
+    if (have != TG_LOAD_OK) { /* deleted account, or a damaged record (logged): usage and roll-ups still count */
+        if (have == TG_LOAD_ABSENT)
+            tg_debug("drain: usage for account %llu, which is not in the database", (unsigned long long)id);
+        return 0;
+    }
+    int rc = -1;
+    if (tg_rec_add_i64(rec, "CreditUsed", sum->cost_nanos) == 0 && tg_rec_add_i64(rec, "Requests", (int64_t)sum->requests) == 0 &&
+        batch_spend(s, rec, sum) == 0)
+        rc = tg_store_json_put(s->batch, s, TG_CF_ACCOUNTS, id, rec);
+    json_decref(rec);
+    return rc;
+}
+
+/* One account's counters, cards and `spend` entry, rewritten on its stored text (acct_spend.h);
+ * records that path leaves alone go through the tree path. */
+static int account_update(tg_store_t *s, uint64_t id, const tg_rollup_t *sum)
+{
+    uint8_t key[8];
+    tg_be64_put(key, id);
+    size_t len = 0;
+    char *err = NULL;
+    char *v = tg_store_get(s, TG_CF_ACCOUNTS, key, 8, &len, &err);
+    if (err) {
+        tg_error("store: reading %s/%llu: %s", tg_cf_name(TG_CF_ACCOUNTS), (unsigned long long)id, err);
+        rocksdb_free(err);
+        return -1;
+    }
+    if (v == NULL)
+        return account_by_tree(s, id, sum); /* absent: the tree path says so */
+    tg_acct_spend_t out;
+    int rc = tg_acct_spend_text(v, len, id, sum->cost_nanos, sum->requests, tg_now_ms(), &out);
+    rocksdb_free(v);
+    if (rc > 0)
+        return account_by_tree(s, id, sum);
+    if (rc < 0)
+        return -1;
+    rocksdb_writebatch_put_cf(s->batch, s->cf[TG_CF_ACCOUNTS], (const char *)key, 8, out.rec, out.rec_len);
+    if (out.entry) {
+        uint8_t lkey[TG_LEDGER_KEY_LEN];
+        tg_ledger_key(lkey, id, out.seq);
+        rocksdb_writebatch_put_cf(s->batch, s->cf[TG_CF_LEDGER], (const char *)lkey, sizeof(lkey), out.entry, out.entry_len);
+    }
+    tg_acct_spend_free(&out);
+    return 0;
+}
+
 /* Adds the folded spend and request counts to the account records in the batch. */
 static int batch_accounts(tg_store_t *s)
 {
     for (uint32_t i = 0; i < s->fold_accounts.n; i++) {
         tg_fold_entry_t *e = &s->fold_accounts.entries[i];
-        uint64_t id = tg_be64_get(e->key);
-        json_t *rec;
-        int have = tg_store_json_load(s, TG_CF_ACCOUNTS, id, &rec);
-        if (have == TG_LOAD_ERROR)
-            return -1;            /* the batch fails and is retried: counters are never silently lost */
-        if (have != TG_LOAD_OK) { /* deleted account, or a damaged record (logged): usage and roll-ups still count */
-            if (have == TG_LOAD_ABSENT)
-                tg_debug("drain: usage for account %llu, which is not in the database", (unsigned long long)id);
-            continue;
-        }
-        int rc = -1;
-        if (tg_rec_add_i64(rec, "CreditUsed", e->sum.cost_nanos) == 0 &&
-            tg_rec_add_i64(rec, "Requests", (int64_t)e->sum.requests) == 0 && batch_spend(s, rec, &e->sum) == 0)
-            rc = tg_store_json_put(s->batch, s, TG_CF_ACCOUNTS, id, rec);
-        json_decref(rec);
-        if (rc != 0)
+        if (account_update(s, tg_be64_get(e->key), &e->sum) != 0)
             return -1;
     }
     return 0;

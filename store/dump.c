@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "store/schema.h"
+#include "store/store-i.h"
 #include "shm/usage.h"
 
 static json_t *usage_json(const tg_usage_t *u)
@@ -23,7 +24,7 @@ int tg_store_dump_usage(const char *data_dir, FILE *out, char **err)
 {
     char path[4096];
     snprintf(path, sizeof(path), "%s/db", data_dir);
-    rocksdb_options_t *opts = rocksdb_options_create();
+    rocksdb_options_t *opts = rocksdb_options_create(), *rollup_opts = tg_rollup_options(opts);
     char *rerr = NULL;
     size_t n = 0;
     char **names = rocksdb_list_column_families(opts, path, &n, &rerr);
@@ -38,8 +39,8 @@ int tg_store_dump_usage(const char *data_dir, FILE *out, char **err)
     }
     handles = calloc(n, sizeof(*handles));
     cf_opts = calloc(n, sizeof(*cf_opts));
-    for (size_t i = 0; i < n; i++)
-        cf_opts[i] = opts;
+    for (size_t i = 0; i < n; i++) /* replaying the log needs the roll-up merge operator */
+        cf_opts[i] = strcmp(names[i], tg_cf_name(TG_CF_ROLLUPS)) == 0 ? rollup_opts : opts;
     db = rocksdb_open_for_read_only_column_families(opts, path, (int)n, (const char *const *)names, cf_opts, handles, 0,
                                                      &rerr);
     if (rerr) {
@@ -85,5 +86,6 @@ done:
     free(handles);
     free(cf_opts);
     rocksdb_options_destroy(opts);
+    rocksdb_options_destroy(rollup_opts);
     return rc;
 }

@@ -5,7 +5,11 @@
  * 1 → 2: the ledger. Every account's cards get ids (`CardSeq`), an `Overdraft` of 0 and one
  * `migrate` ledger entry holding its opening balance (so Σ ledger == balance from then on); the
  * names (unique Name/Email) and tree (DNA → id) indexes are built. The new column families
- * themselves were created at open. */
+ * themselves were created at open.
+ *
+ * 2 → 3: roll-up rows are summed by a merge operator (rollup_merge.c). The stored rows keep their
+ * encoding, so nothing is rewritten; the version only moves on, so that a tollgate without the
+ * operator (schema 2) refuses the database instead of failing on its first merged row. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -85,9 +89,27 @@ static int step_1_2(tg_store_t *s, char **err)
     return 0;
 }
 
+static int step_2_3(tg_store_t *s, char **err)
+{
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    tg_store_meta_put(b, s, TG_META_SCHEMA_VERSION, 3);
+    char *cerr = NULL;
+    int rc = tg_store_commit(s, b, &cerr);
+    rocksdb_writebatch_destroy(b);
+    if (rc != 0) {
+        tg_store_fail(err, "database %s: migrating schema 2 to 3: %s", s->db_path, cerr ? cerr : "?");
+        free(cerr);
+        return -1;
+    }
+    tg_info("migrate: schema 2 -> 3: roll-up rows are now merged");
+    return 0;
+}
+
 int tg_store_migrate(tg_store_t *s, uint64_t from, char **err)
 {
     if (from == 1 && step_1_2(s, err) != 0)
+        return -1;
+    if (from <= 2 && step_2_3(s, err) != 0)
         return -1;
     return 0;
 }

@@ -160,6 +160,7 @@ int tg_persister_run(const tg_persister_args_t *a)
     for (uint64_t until = mono_ms() + TG_PERSISTER_CLOSE_GRACE_MS; !tg_server_idle(srv) && mono_ms() < until;)
         h2o_evloop_run(tg_server_loop(srv), 10);
     tg_server_close(srv);
+    tg_store_flush(store);
     tg_store_close(store);
     tg_info("persister: stopped");
     return 0;

@@ -13,7 +13,7 @@
 #include "common/keyhash.h" /* tg_hex, tg_unhex */
 
 /* Version of the layout below. A database written by a newer tollgate is refused, not guessed at. */
-#define TG_SCHEMA_VERSION 2u
+#define TG_SCHEMA_VERSION 3u
 
 /* Column families, in the order their handles sit in tg_store_t.cf[]. */
 typedef enum {

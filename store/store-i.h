@@ -19,6 +19,7 @@ struct tg_store {
     char *db_path;
     rocksdb_t *db;
     rocksdb_options_t *opts;
+    rocksdb_options_t *rollup_opts; /* opts + the roll-up merge operator (rollup_merge.c) */
     rocksdb_column_family_handle_t *cf[TG_CF_COUNT];
     rocksdb_column_family_handle_t **extra_cf; /* families of a newer minor layout: kept open, unused */
     size_t n_extra_cf;
@@ -99,5 +100,10 @@ int tg_store_commit(tg_store_t *s, rocksdb_writebatch_t *batch, char **err);
  * returns non-zero and returns that value. -1 on an iterator error (logged). */
 typedef int (*tg_store_each_fn)(void *ud, const char *key, size_t klen, const char *val, size_t vlen);
 int tg_store_each(tg_store_t *s, tg_cf_t cf, tg_store_each_fn fn, void *ud);
+
+/** Options for the `rollups` family: a copy of BASE with the roll-up merge operator
+ * (rollup_merge.c: operands are tg_rollup_encode'd totals, added field by field). Every read-write
+ * open of the database must use it for that family (a flush of merge operands needs it). */
+rocksdb_options_t *tg_rollup_options(const rocksdb_options_t *base);
 
 #endif

@@ -110,7 +110,7 @@ static int open_db(tg_store_t *s, char **err)
         goto done;
     }
     for (size_t i = 0; i < n; i++)
-        cf_opts[i] = s->opts;
+        cf_opts[i] = strcmp(names[i], tg_cf_name(TG_CF_ROLLUPS)) == 0 ? s->rollup_opts : s->opts;
     char *rerr = NULL;
     if (s->readonly)
         s->db = rocksdb_open_for_read_only_column_families(s->opts, s->db_path, (int)n, (const char *const *)names, cf_opts,
@@ -227,6 +227,7 @@ static int store_open(tg_store_t **out, const char *data_dir, int readonly, char
     s->opts = make_options();
     if (readonly)
         rocksdb_options_set_create_if_missing(s->opts, 0);
+    s->rollup_opts = tg_rollup_options(s->opts);
     s->ro = rocksdb_readoptions_create();
     s->wo = rocksdb_writeoptions_create();
     rocksdb_writeoptions_set_sync(s->wo, 1);
@@ -236,6 +237,26 @@ static int store_open(tg_store_t **out, const char *data_dir, int readonly, char
     }
     *out = s;
     return 0;
+}
+
+int tg_store_flush(tg_store_t *s)
+{
+    if (s->readonly)
+        return 0;
+    rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+    rocksdb_flushoptions_set_wait(fo, 1);
+    int rc = 0;
+    for (int i = 0; i < TG_CF_COUNT && rc == 0; i++) {
+        char *err = NULL;
+        rocksdb_flush_cf(s->db, fo, s->cf[i], &err);
+        if (err) {
+            tg_error("store: flushing %s: %s", tg_cf_name((tg_cf_t)i), err);
+            rocksdb_free(err);
+            rc = -1;
+        }
+    }
+    rocksdb_flushoptions_destroy(fo);
+    return rc;
 }
 
 void tg_store_close(tg_store_t *s)
@@ -270,6 +291,8 @@ void tg_store_close(tg_store_t *s)
         rocksdb_writeoptions_destroy(s->wo);
     if (s->opts)
         rocksdb_options_destroy(s->opts);
+    if (s->rollup_opts)
+        rocksdb_options_destroy(s->rollup_opts);
     free(s->db_path);
     free(s->data_dir);
     free(s);

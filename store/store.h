@@ -26,6 +26,11 @@ int tg_store_open(tg_store_t **out, const char *data_dir, char **err);
 /** Opens the database read-only (works while a persister runs: it sees what was committed when it
  * opened). Refuses a schema other than this build's. 0, or -1 with *ERR. */
 int tg_store_open_readonly(tg_store_t **out, const char *data_dir, char **err);
+/** Writes every column family's memtable to its files, so that reopening replays no log (a
+ * tollgate older than schema 3 cannot replay roll-up merges: it would refuse the database by its
+ * version, but only after dropping the log's tail). The persister calls it at a clean stop.
+ * 0, or -1 (logged). */
+int tg_store_flush(tg_store_t *s);
 /** Closes the database (every write so far is durable) and frees the store. NULL is fine. */
 void tg_store_close(tg_store_t *s);
 

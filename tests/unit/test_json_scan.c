@@ -444,6 +444,54 @@ static void test_get_many(void **state)
     assert_int_equal(v[0].type, TG_JSON_NONE);
 }
 
+/* tg_json_each: every member (key and value) or element in order; malformed text; FN stops it. */
+typedef struct walk {
+    char out[256];
+    int stop_at, calls;
+} walk_t;
+
+static int walk_fn(void *ud, const tg_json_span_t *k, const tg_json_span_t *v)
+{
+    walk_t *w = ud;
+    size_t n = strlen(w->out);
+    snprintf(w->out + n, sizeof(w->out) - n, "%.*s=%.*s;", k ? (int)k->len : 1, k ? k->p : "-", (int)v->len, v->p);
+    return ++w->calls == w->stop_at ? 7 : 0;
+}
+
+static int walk(const char *doc, int stop_at, walk_t *w)
+{
+    memset(w, 0, sizeof(*w));
+    w->stop_at = stop_at;
+    size_t n = strlen(doc);
+    char *copy = malloc(n ? n : 1);
+    assert_non_null(copy);
+    memcpy(copy, doc, n);
+    int rc = tg_json_each(copy, n, walk_fn, w);
+    free(copy);
+    return rc;
+}
+
+static void test_each(void **state)
+{
+    (void)state;
+    walk_t w;
+    assert_int_equal(walk(" {\"a\":1, \"b\" : [1,{\"c\":2}],\"d\":\"x\\\"y\"} ", 0, &w), 0);
+    assert_string_equal(w.out, "a=1;b=[1,{\"c\":2}];d=x\\\"y;");
+    assert_int_equal(walk("[1, true ,{}]", 0, &w), 0);
+    assert_string_equal(w.out, "-=1;-=true;-={};");
+    assert_int_equal(walk("{}", 0, &w), 0);
+    assert_int_equal(w.calls, 0);
+    assert_int_equal(walk("[ ]", 0, &w), 0);
+    assert_int_equal(walk("{\"a\":1,\"b\":2}", 1, &w), 7);
+    assert_int_equal(w.calls, 1);
+    assert_int_equal(walk("{\"a\":1,}", 0, &w), -1);
+    assert_int_equal(walk("{\"a\":1} x", 0, &w), -1);
+    assert_int_equal(walk("{\"a\" 1}", 0, &w), -1);
+    assert_int_equal(walk("\"str\"", 0, &w), -1);
+    assert_int_equal(walk("[1,2", 0, &w), -1);
+    assert_int_equal(walk("", 0, &w), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -460,6 +508,7 @@ int main(void)
         cmocka_unit_test(test_span_copy),
         cmocka_unit_test(test_array_next),
         cmocka_unit_test(test_get_many),
+        cmocka_unit_test(test_each),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
