@@ -9,18 +9,12 @@
 #include "common/http.h"
 #include "common/log.h"
 #include "worker/abuse.h"
+#include "worker/buffers.h"
 #include "worker/worker.h"
 
 #define RELAY_PAUSE_BYTES (1u << 20)  /* pause the upstream when this much waits for the client */
 #define RELAY_MAX_BODY (64u << 20)    /* a non-stream answer larger than this is refused */
 #define RELAY_MAX_EVENT (4u << 20)
-
-/* The answer buffers of relays come from their own prototype: h2o's socket prototype keeps only 16
- * freed buffers for all the loop's sockets, so with dozens of requests in flight most requests
- * took an 8 KiB buffer from malloc and gave it back. Up to 256 are kept here:
- * at most 2 MiB held (one event loop per worker process: no locking needed). */
-static h2o_buffer_prototype_t g_recv_prototype = {
-    {256}, {H2O_SOCKET_INITIAL_INPUT_BUFFER_SIZE * 2}, &h2o_socket_buffer_mmap_settings};
 
 static void finish_once(tg_relay_t *r, h2o_iovec_t body)
 {
@@ -383,7 +377,7 @@ tg_relay_t *tg_relay_create(h2o_req_t *req, const tg_relay_hooks_t *hooks, void 
     r->gen.proceed = on_proceed;
     r->gen.stop = on_stop;
     r->t0_ns = tg_mono_ns();
-    h2o_buffer_init(&r->recv, &g_recv_prototype);
+    h2o_buffer_init(&r->recv, &tg_buffer_prototype);
     h2o_doublebuffer_init(&r->db, &h2o_socket_buffer_prototype);
     tg_sse_init(&r->sse);
     tg_w->inflight++;
