@@ -1,5 +1,6 @@
 /* The worker's 8 KiB buffer prototype with a long recycle list, for the buffers every proxied
- * request takes and gives back: the upstream connections' input and the relays' answers. */
+ * request takes and gives back: the client connections' and upstream connections' input, the
+ * relays' answers and their send buffers. */
 #ifndef TG_WORKER_BUFFERS_H
 #define TG_WORKER_BUFFERS_H
 

@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "common/put.h"
 #include "shm/credit.h"
+#include "worker/buffers.h"
 #include "worker/proxy.h"
 #include "worker/settle.h"
 
@@ -35,6 +36,7 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
         if (!sock)
             return;
+        h2o_buffer_set_prototype(&sock->input, &tg_buffer_prototype); /* the client's requests: recycled, worker/buffers.h */
         h2o_accept(actx, sock);
     }
 }
