@@ -19,6 +19,7 @@
 #include "worker/abuse.h"
 #include "worker/admit.h"
 #include "worker/endpoint.h"
+#include "worker/freelist.h"
 #include "worker/relay.h"
 #include "worker/route.h"
 #include "worker/run_seen.h"
@@ -36,10 +37,9 @@
 /* Fail-over stages for one model (api-compat 7.4, 7.7): SWITCH_OVER levels, then Gear drift. */
 enum { STAGE_SWITCH = 0, STAGE_DRIFT, STAGE_DONE };
 
-/* Per-request state of a proxied call, from the worker's free list (call_new): owned by its relay,
+/* Per-request state of a proxied call, from the worker's free list (g_calls): owned by its relay,
  * which may outlive the request (client_abort: finish) and gives it back in on_free. */
 typedef struct tg_call {
-    struct tg_call *next_free; /* in g_free_calls while unused */
     tg_relay_t *relay;
     uint32_t slot; /* caller's account slot */
     tg_usage_t u;
@@ -79,33 +79,8 @@ typedef struct tg_call {
     tg_admit_t admission;
 } tg_call_t;
 
-/* Call objects given back, for the next requests: one event loop per worker process, so no lock. */
-static tg_call_t *g_free_calls;
-static size_t g_n_free_calls;
-
-/* A zeroed call object (as calloc gave), or NULL when out of memory. */
-static tg_call_t *call_new(void)
-{
-    tg_call_t *c = g_free_calls;
-    if (!c)
-        return calloc(1, sizeof(*c));
-    g_free_calls = c->next_free;
-    g_n_free_calls--;
-    memset(c, 0, sizeof(*c));
-    return c;
-}
-
-/* Gives C back: kept for reuse while the list has room, else freed. */
-static void call_free(tg_call_t *c)
-{
-    if (g_n_free_calls >= FREE_CALLS_MAX) {
-        free(c);
-        return;
-    }
-    c->next_free = g_free_calls;
-    g_free_calls = c;
-    g_n_free_calls++;
-}
+/* Call objects given back, for the next requests (one event loop per worker process). */
+static tg_freelist_t g_calls = TG_FREELIST_INIT(tg_call_t, FREE_CALLS_MAX);
 
 void tg_client_ip(h2o_req_t *req, char *out, size_t cap)
 {
@@ -287,7 +262,7 @@ static void on_free(tg_relay_t *r)
 {
     tg_call_t *c = r->owner;
     tg_translate_free(&c->tr);
-    call_free(c);
+    tg_freelist_put(&g_calls, c);
 }
 
 static const tg_relay_hooks_t g_call_hooks = {on_event, on_finish, on_failure, on_head_ok, on_transform, on_stream_end, on_free};
@@ -628,7 +603,7 @@ static int proxy_model(h2o_req_t *req, const tg_endpoint_t *ep)
         tg_http_error(req, 503, "server_error", "usage_ring_full", "the gateway is saturated; retry shortly");
         return 0;
     }
-    tg_call_t *c = call_new();
+    tg_call_t *c = tg_freelist_get(&g_calls);
     if (!c) {
         tg_http_error(req, 503, "server_error", "server_busy", "out of memory; retry shortly");
         return 0;
@@ -646,7 +621,7 @@ static int proxy_model(h2o_req_t *req, const tg_endpoint_t *ep)
     tg_admit_peer(req, &peer, &in);
     tg_admit_refusal_t why;
     if (tg_admit(tg_admit_worker(), &in, adm, &why) != 0) {
-        call_free(c);
+        tg_freelist_put(&g_calls, c);
         add_cors(req);
         tg_admit_refuse(req, &why);
         return 0;
