@@ -251,28 +251,6 @@ int tg_json_span_copy(const tg_json_span_t *s, char *buf, size_t cap)
     return 0;
 }
 
-int tg_json_array_next(const tg_json_span_t *arr, size_t *off, tg_json_span_t *item)
-{
-    if (arr->type != TG_JSON_ARRAY || arr->len < 2 || arr->p[0] != '[')
-        return -1;
-    if (*off >= arr->len)
-        return 0;
-    cursor_t c = {arr->p + (*off ? *off : 1), arr->p + arr->len};
-    skip_ws(&c);
-    if (c.p < c.end && *c.p == ',' && *off)
-        c.p++;
-    else if (c.p < c.end && *c.p == ']') {
-        *off = arr->len;
-        return 0;
-    } else if (*off) {
-        return -1;
-    }
-    if (scan_value(&c, item, 1) != 0)
-        return -1;
-    *off = (size_t)(c.p - arr->p);
-    return 1;
-}
-
 int tg_json_each(const char *p, size_t n, int (*fn)(void *ud, const tg_json_span_t *key, const tg_json_span_t *val), void *ud)
 {
     cursor_t c = {p, p + n};

@@ -33,9 +33,6 @@ int tg_json_span_u64(const tg_json_span_t *v, uint64_t *out);
 int tg_json_get_u64(const char *p, size_t n, const char *key, uint64_t *out);
 /** Copies a string value's raw bytes (escapes kept) into buf (cap incl. NUL); -1 if it does not fit. */
 int tg_json_span_copy(const tg_json_span_t *s, char *buf, size_t cap);
-/** Walks the array ARR (a span of type TG_JSON_ARRAY): *OFF is 0 before the first call and is
- * advanced past each item. Returns 1 and sets *ITEM, 0 after the last item, -1 when malformed. */
-int tg_json_array_next(const tg_json_span_t *arr, size_t *off, tg_json_span_t *item);
 /** Calls FN for each member of the object, or each element of the array, that spans [p, p+n)
  * (whitespace allowed around it): KEY is the member's name (raw, escapes kept), NULL for array
  * elements. Returns 0 after the last one, -1 when the text is not one well-formed object or array

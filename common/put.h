@@ -29,6 +29,14 @@ static inline char *tg_put_u64_pad(char *p, uint64_t v, int width)
     return p + width;
 }
 
+/** V as exactly WIDTH lower-case hex digits, zero-padded (WIDTH <= 16; higher digits are dropped). */
+static inline char *tg_put_hex_pad(char *p, uint64_t v, int width)
+{
+    for (int i = width - 1; i >= 0; i--, v >>= 4)
+        p[i] = "0123456789abcdef"[v & 15];
+    return p + width;
+}
+
 /** The bytes of S (without its NUL). */
 static inline char *tg_put_str(char *p, const char *s)
 {

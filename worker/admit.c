@@ -319,27 +319,24 @@ int tg_admit(tg_admit_ctx_t *c, const tg_admit_req_t *in, tg_admit_t *out, tg_ad
     takes_t *t = &takes;
     t->n = 0;
     int rc = 0;
-    char whose[64];
     for (int i = 0; rc == 0 && i < n; i++) {
         if (!(lv[i].flags & TG_ACCT_LIMITED))
             continue;
         limits6_t l = {lv[i].rpm, lv[i].rph, lv[i].rpd, lv[i].tpm, lv[i].tph, lv[i].tpd};
         tg_account_t *s = &a->accounts[lv[i].slot];
-        snprintf(whose, sizeof(whose), i == 0 ? "this account" : "a parent account");
-        rc = take_limits(c, &l, s->tat, s->day, out->est_tokens, now_ns, now_ms, t, out, why, whose);
+        rc = take_limits(c, &l, s->tat, s->day, out->est_tokens, now_ns, now_ms, t, out, why,
+                         i == 0 ? "this account" : "a parent account");
     }
     const tg_mlimit_t *ml;
     if (rc == 0 && lv[0].blob && (ml = tg_psec_model_limit(lv[0].blob, model, mlen)) && ml->state < a->hdr->mlim_slots) {
         limits6_t l = mlimits(ml);
         tg_mlim_state_t *s = &a->mlim[ml->state];
-        snprintf(whose, sizeof(whose), "this account for the model");
-        rc = take_limits(c, &l, s->tat, s->day, out->est_tokens, now_ns, now_ms, t, out, why, whose);
+        rc = take_limits(c, &l, s->tat, s->day, out->est_tokens, now_ns, now_ms, t, out, why, "this account for the model");
     }
     if (rc == 0 && (ml = tg_psec_model_limit(owner, model, mlen)) && ml->state < a->hdr->mlim_slots) {
         limits6_t l = mlimits(ml);
         tg_mlim_state_t *s = &a->mlim[ml->state];
-        snprintf(whose, sizeof(whose), "the gateway for the model");
-        rc = take_limits(c, &l, s->tat, s->day, out->est_tokens, now_ns, now_ms, t, out, why, whose);
+        rc = take_limits(c, &l, s->tat, s->day, out->est_tokens, now_ns, now_ms, t, out, why, "the gateway for the model");
     }
     if (rc != 0) {
         undo_all(c, t, now_ns);

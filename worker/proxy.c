@@ -19,6 +19,7 @@
 #include "worker/abuse.h"
 #include "worker/admit.h"
 #include "worker/endpoint.h"
+#include "worker/freelist.h"
 #include "worker/relay.h"
 #include "worker/route.h"
 #include "worker/run_seen.h"
@@ -31,12 +32,13 @@
 #define MAX_ATTEMPTS 6 /* upstream keys tried for one request before the failure is shown */
 #define MAX_LEVELS 16  /* levels one model of a request may fall over to */
 #define MAX_MODELS 4   /* models one request may fall over to (ModelFailover) */
+#define FREE_CALLS_MAX 256 /* call objects kept for reuse by one worker */
 
 /* Fail-over stages for one model (api-compat 7.4, 7.7): SWITCH_OVER levels, then Gear drift. */
 enum { STAGE_SWITCH = 0, STAGE_DRIFT, STAGE_DONE };
 
-/* Per-request state of a proxied call, malloc'd: owned by its relay, which may outlive the
- * request (client_abort: finish) and frees it in on_free. */
+/* Per-request state of a proxied call, from the worker's free list (g_calls): owned by its relay,
+ * which may outlive the request (client_abort: finish) and gives it back in on_free. */
 typedef struct tg_call {
     tg_relay_t *relay;
     uint32_t slot; /* caller's account slot */
@@ -45,6 +47,7 @@ typedef struct tg_call {
     char client_ip[64];
     size_t body_len;
     unsigned injected_usage : 1; /* tollgate asked for stream usage: hide that extra chunk */
+    unsigned has_stream_options : 1; /* the client's body names stream_options (seen by scan_request) */
     unsigned usage_seen : 1;
     uint64_t text_chars; /* generated text relayed so far, for an estimate if the client leaves */
     uint64_t owner_id;
@@ -75,6 +78,9 @@ typedef struct tg_call {
     tg_admit_t *adm; /* the admission: reservation, limits charged, price (worker/admit.h) */
     tg_admit_t admission;
 } tg_call_t;
+
+/* Call objects given back, for the next requests (one event loop per worker process). */
+static tg_freelist_t g_calls = TG_FREELIST_INIT(tg_call_t, FREE_CALLS_MAX);
 
 void tg_client_ip(h2o_req_t *req, char *out, size_t cap)
 {
@@ -256,7 +262,7 @@ static void on_free(tg_relay_t *r)
 {
     tg_call_t *c = r->owner;
     tg_translate_free(&c->tr);
-    free(c);
+    tg_freelist_put(&g_calls, c);
 }
 
 static const tg_relay_hooks_t g_call_hooks = {on_event, on_finish, on_failure, on_head_ok, on_transform, on_stream_end, on_free};
@@ -289,16 +295,12 @@ static int64_t authenticate(h2o_req_t *req, tg_account_settings_t *acct)
     return slot;
 }
 
-/* Builds the upstream body from BODY: for OpenAI streams without stream_options, ask for the
- * usage chunk. */
+/* Builds the upstream body from BODY: for OpenAI streams without stream_options (as
+ * scan_request found), ask for the usage chunk. */
 static h2o_iovec_t upstream_body(h2o_req_t *req, tg_call_t *c, h2o_iovec_t body, int stream)
 {
-    if (!stream)
-        return body;
-    tg_json_span_t opts;
-    if (tg_json_get(body.base, body.len, "stream_options", &opts) == 1) {
+    if (!stream || c->has_stream_options)
         return body; /* the client chose; its own usage chunk passes through */
-    }
     const char *brace = memchr(body.base, '{', body.len);
     size_t head = (size_t)(brace - body.base) + 1;
     static const char inject[] = "\"stream_options\":{\"include_usage\":true},";
@@ -311,6 +313,17 @@ static h2o_iovec_t upstream_body(h2o_req_t *req, tg_call_t *c, h2o_iovec_t body,
     return h2o_iovec_init(p, body.len + sizeof(inject) - 1);
 }
 
+/* A + SEP + B, NUL-terminated, in one allocation of its exact size from POOL. */
+static const char *pool_join(h2o_mem_pool_t *pool, const char *a, size_t alen, const char *sep, const char *b, size_t blen)
+{
+    size_t slen = strlen(sep);
+    char *s = h2o_mem_alloc_pool(pool, alen + slen + blen + 1);
+    char *p = tg_put_mem(s, a, alen);
+    p = tg_put_mem(p, sep, slen);
+    *tg_put_mem(p, b, blen) = '\0';
+    return s;
+}
+
 static const char *upstream_url(h2o_req_t *req, const char *base, const char *path)
 {
     size_t blen = strlen(base);
@@ -318,7 +331,13 @@ static const char *upstream_url(h2o_req_t *req, const char *base, const char *pa
         blen--;
     if (blen >= 3 && memcmp(base + blen - 3, "/v1", 3) == 0 && strncmp(path, "/v1/", 4) == 0)
         path += 3;
-    return tg_pool_fmt(&req->pool, "%.*s%s", (int)blen, base, path);
+    return pool_join(&req->pool, base, blen, "", path, strlen(path));
+}
+
+/* The header line "NAME: VALUE" from REQ's pool. */
+static const char *header_line(h2o_req_t *req, const char *name, const char *value, size_t len)
+{
+    return pool_join(&req->pool, name, strlen(name), ": ", value, len);
 }
 
 /* Writes "NAME: value" of the client's header NAME (or DEFAULT when absent and not NULL) into
@@ -328,12 +347,12 @@ static size_t copy_client_header(h2o_req_t *req, const char *name, const char *d
     ssize_t i = h2o_find_header_by_str(&req->headers, name, strlen(name), -1);
     if (i >= 0) {
         h2o_iovec_t v = req->headers.entries[i].value;
-        *out = tg_pool_fmt(&req->pool, "%s: %.*s", name, (int)v.len, v.base);
+        *out = header_line(req, name, v.base, v.len);
         return 1;
     }
     if (!def)
         return 0;
-    *out = tg_pool_fmt(&req->pool, "%s: %s", name, def);
+    *out = header_line(req, name, def, strlen(def));
     return 1;
 }
 
@@ -440,14 +459,15 @@ static int start_attempt(tg_call_t *c)
     if (!c->tr.active)
         body = c->body; /* as the client sent it (with the usage request tollgate may add) */
     size_t nh = 0;
+    size_t secret_len = strlen(route.secret);
     if (route.settings.protocol == TG_PROTO_ANTHROPIC)
-        c->headers[nh++] = tg_pool_fmt(&req->pool, "x-api-key: %s", route.secret);
+        c->headers[nh++] = header_line(req, "x-api-key", route.secret, secret_len);
     else if (route.settings.protocol == TG_PROTO_GEMINI)
-        c->headers[nh++] = tg_pool_fmt(&req->pool, "x-goog-api-key: %s", route.secret);
+        c->headers[nh++] = header_line(req, "x-goog-api-key", route.secret, secret_len);
     else
-        c->headers[nh++] = tg_pool_fmt(&req->pool, "Authorization: Bearer %s", route.secret);
+        c->headers[nh++] = pool_join(&req->pool, H2O_STRLIT("Authorization: Bearer"), " ", route.secret, secret_len);
     if (c->ep->multipart || (c->ep->stateful && c->content_type.len))
-        c->headers[nh++] = tg_pool_fmt(&req->pool, "Content-Type: %.*s", (int)c->content_type.len, c->content_type.base);
+        c->headers[nh++] = header_line(req, "Content-Type", c->content_type.base, c->content_type.len);
     else if (!c->ep->stateful)
         c->headers[nh++] = "Content-Type: application/json";
     c->headers[nh++] = (c->u.flags & TG_USAGE_STREAM) ? "Accept: text/event-stream" : "Accept: */*";
@@ -457,7 +477,7 @@ static int start_attempt(tg_call_t *c)
     }
     if (c->ep->stateful) /* OpenAI-Beta: assistants=v2 */
         nh += copy_client_header(req, "openai-beta", NULL, &c->headers[nh]);
-    c->headers[nh++] = tg_pool_fmt(&req->pool, "x-request-id: %s", c->u.request_id);
+    c->headers[nh++] = header_line(req, "x-request-id", c->u.request_id, strlen(c->u.request_id));
 
     tg_xfer_request_t x = {0};
     x.url = upstream_url(req, route.settings.url, path);
@@ -497,10 +517,12 @@ static int on_head_ok(tg_relay_t *r)
 /* Finds the request's model (JSON member or multipart field) and stream flag; answers 400 and
  * returns -1 when the body is malformed or the model is missing. A stateful endpoint's body may
  * be empty (GET, DELETE), JSON or multipart, and names a model only when it wants one. */
-static int scan_request(h2o_req_t *req, const tg_endpoint_t *ep, h2o_iovec_t *model, int *is_stream, h2o_iovec_t *ctype)
+static int scan_request(h2o_req_t *req, const tg_endpoint_t *ep, h2o_iovec_t *model, int *is_stream,
+                        int *has_stream_options, h2o_iovec_t *ctype)
 {
     *model = h2o_iovec_init("", 0);
     *is_stream = 0;
+    *has_stream_options = 0;
     ssize_t ct = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
     *ctype = ct >= 0 ? req->headers.entries[ct].value : h2o_iovec_init("", 0);
     int multipart = ctype->len >= 19 && strncasecmp(ctype->base, "multipart/form-data", 19) == 0;
@@ -516,9 +538,9 @@ static int scan_request(h2o_req_t *req, const tg_endpoint_t *ep, h2o_iovec_t *mo
             return -1;
         }
     } else {
-        static const char *const keys[] = {"model", "stream"};
-        tg_json_span_t v[2], m = {0};
-        int found = tg_json_get_many(req->entity.base, req->entity.len, keys, 2, v); /* one pass for both */
+        static const char *const keys[] = {"model", "stream", "stream_options"};
+        tg_json_span_t v[3], m = {0};
+        int found = tg_json_get_many(req->entity.base, req->entity.len, keys, 3, v); /* one pass for all */
         int has_model = found < 0 ? -1 : v[0].type != TG_JSON_NONE;
         if (has_model > 0)
             m = v[0];
@@ -533,6 +555,7 @@ static int scan_request(h2o_req_t *req, const tg_endpoint_t *ep, h2o_iovec_t *mo
             return -1;
         }
         *is_stream = v[1].type == TG_JSON_TRUE;
+        *has_stream_options = v[2].type != TG_JSON_NONE;
     }
     if (model->len >= TG_MODEL_MAX || (model->len == 0 && !ep->model_optional)) {
         tg_http_error(req, 400, "invalid_request_error", "invalid_request",
@@ -572,15 +595,15 @@ static int proxy_model(h2o_req_t *req, const tg_endpoint_t *ep)
         return 0;
     }
     h2o_iovec_t model, ctype = {NULL, 0};
-    int is_stream;
-    if (scan_request(req, ep, &model, &is_stream, &ctype) != 0)
+    int is_stream, has_stream_options;
+    if (scan_request(req, ep, &model, &is_stream, &has_stream_options, &ctype) != 0)
         return 0;
     if (!tg_settle_ring_has_room()) {
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
         tg_http_error(req, 503, "server_error", "usage_ring_full", "the gateway is saturated; retry shortly");
         return 0;
     }
-    tg_call_t *c = calloc(1, sizeof(*c));
+    tg_call_t *c = tg_freelist_get(&g_calls);
     if (!c) {
         tg_http_error(req, 503, "server_error", "server_busy", "out of memory; retry shortly");
         return 0;
@@ -598,7 +621,7 @@ static int proxy_model(h2o_req_t *req, const tg_endpoint_t *ep)
     tg_admit_peer(req, &peer, &in);
     tg_admit_refusal_t why;
     if (tg_admit(tg_admit_worker(), &in, adm, &why) != 0) {
-        free(c);
+        tg_freelist_put(&g_calls, c);
         add_cors(req);
         tg_admit_refuse(req, &why);
         return 0;
@@ -621,6 +644,7 @@ static int proxy_model(h2o_req_t *req, const tg_endpoint_t *ep)
     c->gear = acct.gear;
     c->allow_levels = acct.allow_levels;
     c->body_len = req->entity.len;
+    c->has_stream_options = (unsigned)has_stream_options;
     tg_copy_cut(c->method, sizeof(c->method), req->method.base, req->method.len);
     tg_client_ip(req, c->client_ip, sizeof(c->client_ip));
     tg_usage_t *u = &c->u;

@@ -9,18 +9,17 @@
 #include "common/http.h"
 #include "common/log.h"
 #include "worker/abuse.h"
+#include "worker/buffers.h"
+#include "worker/freelist.h"
 #include "worker/worker.h"
 
 #define RELAY_PAUSE_BYTES (1u << 20)  /* pause the upstream when this much waits for the client */
 #define RELAY_MAX_BODY (64u << 20)    /* a non-stream answer larger than this is refused */
 #define RELAY_MAX_EVENT (4u << 20)
+#define FREE_RELAYS_MAX 256 /* relays kept for reuse by one worker */
 
-/* The answer buffers of relays come from their own prototype: h2o's socket prototype keeps only 16
- * freed buffers for all the loop's sockets, so with dozens of requests in flight most requests
- * took an 8 KiB buffer from malloc and gave it back. Up to 256 are kept here:
- * at most 2 MiB held (one event loop per worker process: no locking needed). */
-static h2o_buffer_prototype_t g_recv_prototype = {
-    {256}, {H2O_SOCKET_INITIAL_INPUT_BUFFER_SIZE * 2}, &h2o_socket_buffer_mmap_settings};
+/* Relays given back, for the next requests (one event loop per worker process). */
+static tg_freelist_t g_relays = TG_FREELIST_INIT(tg_relay_t, FREE_RELAYS_MAX);
 
 static void finish_once(tg_relay_t *r, h2o_iovec_t body)
 {
@@ -75,7 +74,7 @@ static void relay_free(tg_relay_t *r)
     h2o_buffer_dispose(&r->recv);
     tg_sse_dispose(&r->sse);
     free(r->xreq_copy);
-    free(r);
+    tg_freelist_put(&g_relays, r);
     tg_w->inflight--;
 }
 
@@ -371,7 +370,7 @@ static const tg_xfer_handlers_t g_handlers = {on_head, on_body, on_done};
 
 tg_relay_t *tg_relay_create(h2o_req_t *req, const tg_relay_hooks_t *hooks, void *owner)
 {
-    tg_relay_t *r = calloc(1, sizeof(*r));
+    tg_relay_t *r = tg_freelist_get(&g_relays);
     if (!r)
         h2o_fatal("no memory");
     tg_relay_t **holder = h2o_mem_alloc_shared(&req->pool, sizeof(*holder), on_req_dispose);
@@ -383,8 +382,8 @@ tg_relay_t *tg_relay_create(h2o_req_t *req, const tg_relay_hooks_t *hooks, void 
     r->gen.proceed = on_proceed;
     r->gen.stop = on_stop;
     r->t0_ns = tg_mono_ns();
-    h2o_buffer_init(&r->recv, &g_recv_prototype);
-    h2o_doublebuffer_init(&r->db, &h2o_socket_buffer_prototype);
+    h2o_buffer_init(&r->recv, &tg_buffer_prototype);
+    h2o_doublebuffer_init(&r->db, &tg_buffer_prototype); /* the two swap buffers: one prototype for both */
     tg_sse_init(&r->sse);
     tg_w->inflight++;
     return r;

@@ -45,18 +45,31 @@ int tg_run_terminal(const char *p, size_t n, tg_run_t *out)
     return 1;
 }
 
+/* The runs of a list answer's `data` array, gathered by tg_json_each. */
+typedef struct run_list {
+    tg_run_t *out;
+    size_t found, max;
+} run_list_t;
+
+static int take_item(void *ud, const tg_json_span_t *key, const tg_json_span_t *item)
+{
+    run_list_t *l = ud;
+    (void)key;
+    if (item->type == TG_JSON_OBJECT && tg_run_terminal(item->p, item->len, &l->out[l->found]))
+        l->found++;
+    return l->found == l->max; /* full: stop the walk */
+}
+
 size_t tg_run_scan(const char *p, size_t n, tg_run_t *out, size_t max)
 {
-    tg_json_span_t obj, data, item;
+    tg_json_span_t obj, data;
     if (max == 0 || tg_json_get(p, n, "object", &obj) != 1)
         return 0;
     if (!span_is(&obj, "list"))
         return (size_t)tg_run_terminal(p, n, out);
     if (tg_json_get(p, n, "data", &data) != 1 || data.type != TG_JSON_ARRAY)
         return 0;
-    size_t off = 0, found = 0;
-    while (found < max && tg_json_array_next(&data, &off, &item) == 1)
-        if (item.type == TG_JSON_OBJECT && tg_run_terminal(item.p, item.len, &out[found]))
-            found++;
-    return found;
+    run_list_t l = {out, 0, max};
+    tg_json_each(data.p, data.len, take_item, &l);
+    return l.found;
 }

@@ -11,8 +11,9 @@
  *   upstream_tls.c describes. The connect timeout bounds the whole setup of a transfer's
  *   connection: waiting for the first lookup, every TCP attempt and the handshake.
  * - A request is one writev: the head (built into the transfer's buffer) and the body in place.
- * - The response is read into the socket's own input buffer (h2o allocates it from a recycling
- *   pool and frees it once every byte is consumed, so idle streams hold none), parsed by
+ * - The response is read into the socket's own input buffer (taken from the worker's recycling
+ *   prototype, worker/buffers.h, and given back to it once every byte is consumed, so idle
+ *   connections hold none), parsed by
  *   h1wire.c, and handed to on_body straight from that buffer. TG_XFER_PAUSE stops reading; the
  *   framed bytes stay at the buffer's front and are offered again on resume.
  * - A reused connection that ends before any byte of the answer is replaced by a fresh one,
@@ -27,6 +28,7 @@
 #include <sys/socket.h>
 
 #include "common/log.h"
+#include "worker/buffers.h"
 #include "worker/h1wire.h"
 #include "worker/upstream_origin.h"
 #include "worker/upstream_tls.h"
@@ -136,12 +138,13 @@ static h1_conn_t *conn_from_pool(tg_h1_client_t *c, tg_origin_t *o)
     return k;
 }
 
-/* Frees the input buffer once nothing is left in it (chunk framing can leave it empty but held). */
+/* Gives the input buffer back to the recycle list once nothing is left in it (chunk framing can
+ * leave it empty but held): the next answer takes it again without malloc. */
 static void drop_empty_input(h1_conn_t *k)
 {
     if (k->sock->input->size == 0 && k->sock->input->bytes != NULL) {
         h2o_buffer_dispose(&k->sock->input);
-        h2o_buffer_init(&k->sock->input, &h2o_socket_buffer_prototype);
+        h2o_buffer_init(&k->sock->input, &tg_buffer_prototype);
     }
 }
 
@@ -319,6 +322,7 @@ static void connect_next(h1_xfer_t *x)
             free(k);
             continue;
         }
+        h2o_buffer_set_prototype(&k->sock->input, &tg_buffer_prototype); /* still empty: no bytes held yet */
         k->sock->data = k;
         k->client = c;
         k->origin = o;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/put.h"
 
 /* HOST without the brackets of an IPv6 literal. */
 static h2o_iovec_t bare_host(h2o_iovec_t host)
@@ -60,10 +61,15 @@ tg_origin_t *tg_origin_get(tg_origins_t *s, const h2o_url_t *url)
     int tls = url->scheme == &H2O_URL_SCHEME_HTTPS;
     uint16_t port = h2o_url_get_port(url);
     h2o_iovec_t host = bare_host(url->host);
-    char key[300];
-    int klen = snprintf(key, sizeof(key), "%s://%.*s:%u", tls ? "https" : "http", (int)host.len, host.base, port);
-    if (klen < 0 || (size_t)klen >= sizeof(key))
+    char key[300]; /* "https://" host ":" port, built without printf: this runs on every request */
+    const char *scheme = tls ? "https://" : "http://";
+    size_t slen = strlen(scheme);
+    if (slen + host.len + 1 + 5 >= sizeof(key))
         return NULL;
+    char *p = tg_put_mem(key, scheme, slen);
+    p = tg_put_mem(p, host.base, host.len);
+    *p++ = ':';
+    *tg_put_u64(p, port) = '\0';
     for (size_t i = 0; i < s->n; i++)
         if (strcmp(s->v[i]->key, key) == 0)
             return s->v[i];

@@ -11,7 +11,9 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/put.h"
 #include "shm/credit.h"
+#include "worker/buffers.h"
 #include "worker/proxy.h"
 #include "worker/settle.h"
 
@@ -19,8 +21,10 @@ tg_worker_t *tg_w;
 
 void tg_worker_request_id(char *out)
 {
-    snprintf(out, 33, "req_%016llx%012llx", (unsigned long long)tg_w->rid_prefix,
-             (unsigned long long)(++tg_w->rid_counter & 0xffffffffffffULL));
+    char *p = tg_put_mem(out, "req_", 4); /* req_ + 16 + 12 hex digits: 32 bytes and the NUL */
+    p = tg_put_hex_pad(p, tg_w->rid_prefix, 16);
+    p = tg_put_hex_pad(p, ++tg_w->rid_counter, 12);
+    *p = '\0';
 }
 
 static void on_accept(h2o_socket_t *listener, const char *err)
@@ -32,6 +36,7 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
         if (!sock)
             return;
+        h2o_buffer_set_prototype(&sock->input, &tg_buffer_prototype); /* the client's requests: recycled, worker/buffers.h */
         h2o_accept(actx, sock);
     }
 }

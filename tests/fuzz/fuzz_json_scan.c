@@ -4,6 +4,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Checks every member or element tg_json_each reports; counts them in *UD. */
+static const char *g_text, *g_end;
+static int each_fn(void *ud, const tg_json_span_t *key, const tg_json_span_t *val)
+{
+    if (val->p < g_text || val->p + val->len > g_end || (key && (key->p < g_text || key->p + key->len > g_end)))
+        abort(); /* spans lie inside the input */
+    if (val->type != TG_JSON_STRING && !tg_json_validate(val->p, val->len))
+        abort(); /* a member's value is a complete JSON value */
+    return ++*(int *)ud == 1000; /* stops a long walk early sometimes: the return value is passed on */
+}
+
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
     char key[16], buf[64];
@@ -37,6 +48,14 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
         }
         tg_json_get_u64(p, n, keys[i], &u);
     }
+    int calls = 0;
+    g_text = p;
+    g_end = p + n;
+    int e = tg_json_each(p, n, each_fn, &calls);
+    if (e == 0 && v != 1)
+        abort(); /* a complete walk means the text is one well-formed object or array */
+    if (e == 1 && calls != 1000)
+        abort();
     if (tg_json_get(p, n, key, &sp) == 1) {
         if (sp.p < p || sp.p + sp.len > p + n)
             abort();

@@ -371,37 +371,48 @@ static void test_span_copy(void **state)
     assert_string_equal(buf, "a\\\"b");
 }
 
-/* Array items in order, each span exact (nested containers whole), from an exact-size copy. */
-static void test_array_next(void **state)
+/* tg_json_each over an array span that tg_json_get returned: items in order, each span exact
+ * (nested containers whole, strings without their quotes), from an exact-size copy. */
+typedef struct items {
+    tg_json_span_t v[8];
+    int n;
+} items_t;
+
+static int collect_item(void *ud, const tg_json_span_t *k, const tg_json_span_t *v)
+{
+    items_t *it = ud;
+    assert_null(k);
+    assert_true(it->n < 8);
+    it->v[it->n++] = *v;
+    return 0;
+}
+
+static void test_each_array_span(void **state)
 {
     (void)state;
     const char *doc = "{\"data\": [ 1 , \"a,]\", {\"x\":[2,3]} ,[ ] ,null]}";
     char *copy = malloc(strlen(doc));
     memcpy(copy, doc, strlen(doc));
-    tg_json_span_t arr, item;
+    tg_json_span_t arr;
     assert_int_equal(tg_json_get(copy, strlen(doc), "data", &arr), 1);
+    assert_int_equal(arr.type, TG_JSON_ARRAY);
     static const char *const want[] = {"1", "a,]", "{\"x\":[2,3]}", "[ ]", "null"};
-    size_t off = 0, n = 0;
-    while (tg_json_array_next(&arr, &off, &item) == 1) {
-        assert_true(n < 5);
-        assert_int_equal(item.len, strlen(want[n]));
-        assert_memory_equal(item.p, want[n], item.len);
-        n++;
+    static const tg_json_type_t types[] = {TG_JSON_NUMBER, TG_JSON_STRING, TG_JSON_OBJECT, TG_JSON_ARRAY, TG_JSON_NULL};
+    items_t it = {0};
+    assert_int_equal(tg_json_each(arr.p, arr.len, collect_item, &it), 0);
+    assert_int_equal(it.n, 5);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(it.v[i].type, types[i]);
+        assert_int_equal(it.v[i].len, strlen(want[i]));
+        assert_memory_equal(it.v[i].p, want[i], it.v[i].len);
+        assert_true(it.v[i].p >= copy && it.v[i].p + it.v[i].len <= copy + strlen(doc));
     }
-    assert_int_equal(n, 5);
-    assert_int_equal(tg_json_array_next(&arr, &off, &item), 0); /* stays at the end */
     free(copy);
 
-    tg_json_span_t empty = {"[ ]", 3, TG_JSON_ARRAY};
-    off = 0;
-    assert_int_equal(tg_json_array_next(&empty, &off, &item), 0);
-    tg_json_span_t notarr = {"{}", 2, TG_JSON_OBJECT};
-    off = 0;
-    assert_int_equal(tg_json_array_next(&notarr, &off, &item), -1);
-    tg_json_span_t bad = {"[1 2]", 5, TG_JSON_ARRAY};
-    off = 0;
-    assert_int_equal(tg_json_array_next(&bad, &off, &item), 1);
-    assert_int_equal(tg_json_array_next(&bad, &off, &item), -1);
+    memset(&it, 0, sizeof(it));
+    assert_int_equal(tg_json_each("[1 2]", 5, collect_item, &it), -1); /* the item before the fault was seen */
+    assert_int_equal(it.n, 1);
+    assert_int_equal(it.v[0].len, 1);
 }
 
 /* tg_json_get_many: one pass gives what one tg_json_get per key gives (first occurrence, nested
@@ -506,7 +517,7 @@ int main(void)
         cmocka_unit_test(test_get_u64),
         cmocka_unit_test(test_validate),
         cmocka_unit_test(test_span_copy),
-        cmocka_unit_test(test_array_next),
+        cmocka_unit_test(test_each_array_span),
         cmocka_unit_test(test_get_many),
         cmocka_unit_test(test_each),
     };

@@ -67,19 +67,25 @@ static void test_responses_and_misses(void **state)
 static void test_put(void **state)
 {
     (void)state;
-    char buf[64], *p = buf;
+    char buf[128], *p = buf;
     p = tg_put_u64(p, 0);
     *p++ = ' ';
     p = tg_put_u64(p, UINT64_MAX);
     *p++ = ' ';
     p = tg_put_u64_pad(p, 7, 3);
     *p++ = ' ';
+    p = tg_put_hex_pad(p, 0xfedcba9876543210ULL, 16);
+    *p++ = ' ';
+    p = tg_put_hex_pad(p, 0x1abcULL, 3); /* the highest digit is dropped */
+    *p++ = ' ';
+    p = tg_put_hex_pad(p, 0xa, 4);
+    *p++ = ' ';
     static const uint8_t ip[4] = {127, 0, 10, 255};
     p = tg_put_ipv4(p, ip);
     p = tg_put_str(p, " ok");
     p = tg_put_mem(p, "!?", 1);
     *p = '\0';
-    assert_string_equal(buf, "0 18446744073709551615 007 127.0.10.255 ok!");
+    assert_string_equal(buf, "0 18446744073709551615 007 fedcba9876543210 abc 000a 127.0.10.255 ok!");
     tg_copy_cut(buf, 4, "POST", 4);
     assert_string_equal(buf, "POS");
     tg_copy_cut(buf, sizeof(buf), "GET", 3);
