@@ -21,6 +21,13 @@ static void copy_str(char *dst, size_t cap, const char *src, size_t len)
     dst[len] = '\0';
 }
 
+static void set_price(tg_flight_t *f, const tg_price_t *price)
+{
+    f->price_input = price ? price->input : 0;
+    f->price_output = price ? price->output : 0;
+    f->price_cached = price ? price->cached : 0;
+}
+
 void tg_flight_fill(tg_arena_t *a, uint32_t lane, uint32_t idx, const tg_flight_info_t *info, uint32_t month)
 {
     tg_flight_t *f = entry(a, lane, idx);
@@ -35,9 +42,7 @@ void tg_flight_fill(tg_arena_t *a, uint32_t lane, uint32_t idx, const tg_flight_
     atomic_store_explicit(&f->cached_tokens, 0, memory_order_relaxed);
     atomic_store_explicit(&f->completion_tokens, 0, memory_order_relaxed);
     f->completion_budget = info->completion_tokens;
-    f->price_input = info->price ? info->price->input : 0;
-    f->price_output = info->price ? info->price->output : 0;
-    f->price_cached = info->price ? info->price->cached : 0;
+    set_price(f, info->price);
     f->rates_ppm = info->rates_ppm;
     f->factor_ppm = info->factor_ppm;
     f->month = month;
@@ -54,6 +59,15 @@ void tg_flight_dispatched(tg_arena_t *a, const tg_credit_hold_t *h, uint64_t ups
     tg_flight_t *f = entry(a, h->lane, h->idx);
     f->upstream_id = upstream_id;
     atomic_fetch_or_explicit(&f->flags, TG_FLIGHT_DISPATCHED, memory_order_release);
+}
+
+void tg_flight_model(tg_arena_t *a, const tg_credit_hold_t *h, const char *model, size_t len, const tg_price_t *price)
+{
+    if (h->lane == TG_LANE_NONE)
+        return;
+    tg_flight_t *f = entry(a, h->lane, h->idx);
+    copy_str(f->model, sizeof(f->model), model, len);
+    set_price(f, price);
 }
 
 void tg_flight_progress(tg_arena_t *a, const tg_credit_hold_t *h, uint64_t prompt, uint64_t cached, uint64_t completion)

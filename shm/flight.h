@@ -44,6 +44,9 @@ typedef struct tg_flight_info {
 void tg_flight_fill(tg_arena_t *a, uint32_t lane, uint32_t idx, const tg_flight_info_t *info, uint32_t month);
 /** Owner: the request's upstream exchange with key UPSTREAM_ID starts now. No-op without a hold. */
 void tg_flight_dispatched(tg_arena_t *a, const struct tg_credit_hold *h, uint64_t upstream_id);
+/** Owner: the request fell over to MODEL (LEN bytes) priced PRICE (NULL: unpriced); its orphan
+ * is recorded and priced so from now on. No-op without a hold. */
+void tg_flight_model(tg_arena_t *a, const struct tg_credit_hold *h, const char *model, size_t len, const tg_price_t *price);
 /** Owner, for each relayed event (plain stores, no syscall): the upstream reported PROMPT tokens
  * (CACHED of them from a cache; PROMPT 0: not yet, the admission's estimate stays) and the
  * COMPLETION tokens estimated from the text relayed so far. No-op without a hold. */

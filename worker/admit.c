@@ -485,6 +485,7 @@ int tg_admit_failover(tg_admit_ctx_t *c, uint64_t owner_id, uint32_t slot, int32
         adm->priced = price != NULL;
         if (price)
             adm->price = *price;
+        tg_flight_model(c->arena, &adm->hold, cur, cur_len, price); /* an orphan is billed as this model */
         *level = acct_level;
         if (!(me.blob && tg_psec_map_level(me.blob, cur, cur_len, level)))
             tg_psec_map_level(owner, cur, cur_len, level);

@@ -176,11 +176,12 @@ static void test_reaper_bills_dispatched_requests(void **state)
 
 static void worker_relaying(fixture_t *f)
 {
-    tg_credit_hold_t h[4];
+    tg_credit_hold_t h[5];
     if (reserve(f, "req_partial", RESERVED, 1, &h[0]) != TG_CREDIT_OK || reserve(f, "req_big_prompt", RESERVED, 1, &h[1]) != 0 ||
-        reserve(f, "req_past_budget", RESERVED, 1, &h[2]) != 0 || reserve(f, "req_reported_first", RESERVED, 1, &h[3]) != 0)
+        reserve(f, "req_past_budget", RESERVED, 1, &h[2]) != 0 || reserve(f, "req_reported_first", RESERVED, 1, &h[3]) != 0 ||
+        reserve(f, "req_failover", RESERVED, 1, &h[4]) != 0)
         _exit(3);
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         tg_flight_dispatched(&f->a, &h[i], 7);
     /* the upstream reported its prompt (20 of it cached), then 10 tokens' worth of text was relayed */
     tg_flight_progress(&f->a, &h[0], 120, 20, 0);
@@ -192,6 +193,10 @@ static void worker_relaying(fixture_t *f)
     tg_flight_progress(&f->a, &h[2], 0, 0, BUDGET + 18);
     /* the prompt is known (Anthropic's message_start) but no text followed */
     tg_flight_progress(&f->a, &h[3], 90, 0, 0);
+    /* the first model failed: the backup, at half the price, relayed 8 tokens' worth */
+    static const tg_price_t half = {500000, 1000000, 250000};
+    tg_flight_model(&f->a, &h[4], "gpt-4o-backup", 13, &half);
+    tg_flight_progress(&f->a, &h[4], 0, 0, 8);
     tg_credit_hold_t none = {.lane = TG_LANE_NONE};
     tg_flight_progress(&f->a, &none, 1, 1, 1); /* not journalled: nothing to keep */
 }
@@ -200,12 +205,13 @@ static void test_orphans_billed_from_what_was_relayed(void **state)
 {
     fixture_t *f = *state;
     tg_account_t *acct = &f->a.accounts[0];
-    kill_and_reap(f, run_child(f, worker_relaying), 4);
-    const int64_t partial = NANOS(120, 20, 10), past = NANOS(EST_PROMPT, 0, BUDGET + 18), first = NANOS(90, 0, 0);
+    kill_and_reap(f, run_child(f, worker_relaying), 5);
+    const int64_t partial = NANOS(120, 20, 10), past = NANOS(EST_PROMPT, 0, BUDGET + 18), first = NANOS(90, 0, 0),
+                  backup = NANOS(EST_PROMPT, 0, 8) / 2;
     assert_true(partial < RESERVED && NANOS(1000, 0, 5) > RESERVED && past > RESERVED);
     assert_true(atomic_load(&acct->reserved) == 0);
-    assert_true(atomic_load(&acct->spent) == partial + RESERVED + past + first);
-    assert_true(tg_credit_month_spent(acct, MONTH) == partial + RESERVED + past + first);
+    assert_true(atomic_load(&acct->spent) == partial + RESERVED + past + first + backup);
+    assert_true(tg_credit_month_spent(acct, MONTH) == partial + RESERVED + past + first + backup);
     assert_true(atomic_load(&acct->overshoot) == past - RESERVED);
     tg_usage_t u;
     int seen = 0;
@@ -227,6 +233,11 @@ static void test_orphans_billed_from_what_was_relayed(void **state)
             assert_int_equal(u.prompt_tokens, EST_PROMPT);
             assert_int_equal(u.completion_tokens, BUDGET + 18);
             assert_true(u.cost_nanos == past);
+        } else if (strcmp(u.request_id, "req_failover") == 0) {
+            seen |= 16;
+            assert_string_equal(u.model, "gpt-4o-backup");
+            assert_int_equal(u.completion_tokens, 8);
+            assert_true(u.cost_nanos == backup);
         } else {
             assert_string_equal(u.request_id, "req_reported_first");
             seen |= 8;
@@ -235,7 +246,7 @@ static void test_orphans_billed_from_what_was_relayed(void **state)
             assert_true(u.cost_nanos == first);
         }
     }
-    assert_int_equal(seen, 15);
+    assert_int_equal(seen, 31);
 }
 
 static void worker_two_in_flight(fixture_t *f)
