@@ -18,7 +18,7 @@
 #include "shm/usage.h"
 
 #define TG_ARENA_MAGIC 0x314e455241475454ULL /* "TTGARENA1" little-endian-ish tag */
-#define TG_ARENA_VERSION 3u
+#define TG_ARENA_VERSION 4u
 
 #define TG_NAME_MAX 64
 #define TG_URL_MAX 256
@@ -129,16 +129,22 @@ typedef struct tg_lane {
 
 /* What a reservation's request is, kept beside the lane entry with the same (lane, index) in the
  * in-flight region (flight.h): enough for the reaper to bill a request whose process died after
- * it reached an upstream. Apart from the hot 32-byte lane entries, so the journal stays compact;
- * like them, written only by the lane's owner while the entry is ACTIVE. */
+ * it reached an upstream, as the text relayed so far shows it. Apart from the hot 32-byte lane
+ * entries, so the journal stays compact; like them, written only by the lane's owner while the
+ * entry is ACTIVE. The three token counts change while the answer flows (relaxed stores, each
+ * read on its own by the reaper). */
 #define TG_FLIGHT_DISPATCHED 0x1u /* the upstream exchange was started: bill it if the process dies */
 #define TG_FLIGHT_STREAM 0x2u
 typedef struct tg_flight {
     char request_id[TG_REQUEST_ID_MAX];
     uint64_t account_id;
-    uint64_t upstream_id;       /* the key of the latest attempt */
-    uint64_t prompt_tokens;     /* the admission's estimates */
-    uint64_t completion_tokens;
+    uint64_t upstream_id;                /* the key of the latest attempt */
+    _Atomic uint64_t prompt_tokens;      /* the admission's estimate, then the upstream's report once relayed */
+    _Atomic uint64_t cached_tokens;      /* part of prompt_tokens the upstream reported read from a cache */
+    _Atomic uint64_t completion_tokens;  /* estimated from the text relayed so far (0: none yet) */
+    uint64_t completion_budget;          /* completion tokens the reservation covers */
+    uint64_t price_input, price_output, price_cached; /* the admission's price (tg_price_t; 0: unpriced) */
+    uint64_t rates_ppm, factor_ppm;
     _Atomic uint64_t ts_ms;     /* ts of the usage record, set before the worker pushes it (0: not yet) */
     _Atomic uint32_t flags;     /* TG_FLIGHT_* */
     uint32_t month;             /* month of the admission (credit.h) */

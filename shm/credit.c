@@ -96,7 +96,8 @@ static int reclaim_lane(tg_arena_t *a, tg_lane_t *lane, uint32_t li, size_t *rel
         if (atomic_load_explicit(&h->state, memory_order_acquire) != TG_HOLD_ACTIVE)
             continue;
         uint32_t month = 0;
-        int bill = tg_flight_bill_orphan(a, li, j, h, &month); /* the record first, then the counters */
+        int64_t cost = 0;
+        int bill = tg_flight_bill_orphan(a, li, j, h, &month, &cost); /* the record first, then the counters */
         if (bill < 0) {
             rc = -1;
             break;
@@ -105,10 +106,12 @@ static int reclaim_lane(tg_arena_t *a, tg_lane_t *lane, uint32_t li, size_t *rel
             tg_account_t *acct = &a->accounts[h->slot];
             if (bill)
                 atomic_fetch_add_explicit(&acct->requests, 1, memory_order_relaxed);
-            if (bill && h->amount > 0) {
-                atomic_fetch_add(&acct->spent, h->amount);
-                month_add(acct, month, h->amount, 0);
+            if (bill && cost > 0) {
+                atomic_fetch_add(&acct->spent, cost);
+                month_add(acct, month, cost, 0);
             }
+            if (bill && cost > h->amount) /* the relayed text went past the budget (flight.h) */
+                atomic_fetch_add_explicit(&acct->overshoot, cost - h->amount, memory_order_relaxed);
             atomic_fetch_sub(&acct->reserved, h->amount);
         }
         atomic_store_explicit(&h->state, TG_HOLD_FREE, memory_order_release);

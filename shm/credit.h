@@ -31,8 +31,9 @@
  * every worker once a second and whenever a process claims a lane, finds such lanes, claims them
  * by CAS, subtracts each live entry from its account's `reserved` and frees the lane (the master
  * and the persister reap too). An entry whose request was dispatched to an upstream is billed
- * first: an orphan usage record into the ring, its amount into `spent` and the month
- * (shm/flight.h). So no credit stays reserved for longer than the reaping interval after its
+ * first: an orphan usage record into the ring, its cost (what was relayed, at most the entry's
+ * amount unless the relayed text passed its budget: then the excess is overshoot) into `spent`
+ * and the month (shm/flight.h). So no credit stays reserved for longer than the reaping interval after its
  * process died, and no request that reached an upstream goes unbilled. Ordering:
  * entry first, then the add (a kill between the two makes the reaper subtract an amount that was
  * never added: over-credit by one estimate, never a stuck reservation); on settle, the counters

@@ -352,7 +352,8 @@ int tg_admit(tg_admit_ctx_t *c, const tg_admit_req_t *in, tg_admit_t *out, tg_ad
                       "insufficient balance: Assistants runs are billed from their usage and need credit left");
     }
     tg_flight_info_t flight = {in->request_id, acct->id, out->model, in->path, out->model_len,
-                               in->path_len, prompt, completion, in->stream};
+                               in->path_len, prompt, completion, in->stream,
+                               out->priced ? &out->price : NULL, acct->rates_ppm, acct->factor_ppm};
     tg_credit_terms_t terms = {(acct->flags & TG_ACCT_ROOT) ? 0 : oh->min_balance, acct->hard_limit, c->cal.month, now_ms,
                                in->request_id ? &flight : NULL};
     int cr = tg_credit_reserve(a, in->slot, out->est_cost, &terms, &out->hold);
@@ -481,6 +482,7 @@ int tg_admit_failover(tg_admit_ctx_t *c, uint64_t owner_id, uint32_t slot, int32
         adm->priced = price != NULL;
         if (price)
             adm->price = *price;
+        tg_flight_model(c->arena, &adm->hold, cur, cur_len, price); /* an orphan is billed as this model */
         *level = acct_level;
         if (!(me.blob && tg_psec_map_level(me.blob, cur, cur_len, level)))
             tg_psec_map_level(owner, cur, cur_len, level);

@@ -113,7 +113,7 @@ static int capture_usage(tg_call_t *c, const char *p, size_t n)
     return 1;
 }
 
-static int on_event(tg_relay_t *r, const char *ev, size_t len)
+static int read_event(tg_relay_t *r, const char *ev, size_t len)
 {
     tg_call_t *c = r->owner;
     const char *data;
@@ -136,6 +136,16 @@ static int on_event(tg_relay_t *r, const char *ev, size_t len)
             return 0;
     }
     return 1;
+}
+
+/* Each event, once read: the flight entry follows the answer (billed so if this process dies). */
+static int on_event(tg_relay_t *r, const char *ev, size_t len)
+{
+    int rc = read_event(r, ev, len);
+    tg_call_t *c = r->owner;
+    if (!c->unmetered)
+        tg_settle_progress(&c->adm->hold, &c->tr, &c->u, c->usage_seen, c->text_chars);
+    return rc;
 }
 
 /* The price of RUN's model for C's owner; 0 (billed 0, logged) when it has none: the run is done,
@@ -221,7 +231,7 @@ static void on_finish(tg_relay_t *r, h2o_iovec_t body)
         /* the upstream's own report is missing or cut short: bill the prompt it reported (or
          * one token per 4 bytes of request) and the text relayed so far (one token per 4 chars);
          * a relay that read on after the client left (client_abort: finish) has the real report */
-        uint64_t est_completion = (c->text_chars + 3) / 4;
+        uint64_t est_completion = tg_usage_text_tokens(c->text_chars);
         if (!c->usage_seen || u->prompt_tokens == 0)
             u->prompt_tokens = (c->body_len + 3) / 4;
         if (est_completion > u->completion_tokens)

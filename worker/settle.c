@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "common/put.h"
 #include "shm/ring.h"
+#include "worker/usage_read.h"
 #include "worker/worker.h"
 
 struct tg_pending_record {
@@ -133,6 +134,20 @@ void tg_settle_bill(uint32_t slot, const tg_usage_t *u, const char *method, cons
         }
     }
     access_line(u, method, client_ip);
+}
+
+void tg_settle_progress(const tg_credit_hold_t *h, const tg_translation_t *tr, const tg_usage_t *u, int usage_seen,
+                        uint64_t text_chars)
+{
+    if (h->lane == TG_LANE_NONE)
+        return;
+    tg_usage_t t; /* only its token counts are used */
+    t.prompt_tokens = usage_seen ? u->prompt_tokens : 0;
+    t.cached_tokens = usage_seen ? u->cached_tokens : 0;
+    t.completion_tokens = usage_seen ? u->completion_tokens : 0;
+    tg_translate_usage(tr, &t, &text_chars); /* a translated stream counts on its own */
+    uint64_t est = tg_usage_text_tokens(text_chars);
+    tg_flight_progress(tg_w->arena, h, t.prompt_tokens, t.cached_tokens, est > t.completion_tokens ? est : t.completion_tokens);
 }
 
 size_t tg_settle_flush_backlog(void)

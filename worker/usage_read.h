@@ -17,5 +17,10 @@ int tg_usage_read(tg_usage_t *u, const char *p, size_t n);
  * `delta.text`, Responses `delta`), counted roughly (escapes count as one): used to bill a stream
  * the client abandoned by estimate (api-compat 7.15). */
 size_t tg_usage_event_text(const char *p, size_t n);
+/** Completion tokens estimated from CHARS characters of generated text (one token per 4). */
+static inline uint64_t tg_usage_text_tokens(uint64_t chars)
+{
+    return (chars + 3) / 4;
+}
 
 #endif

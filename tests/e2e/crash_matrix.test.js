@@ -15,7 +15,17 @@ import { gatewayApi, ownerWithKey } from './lib/api.js';
 const ROUNDS = Number(process.env.CRASH_ROUNDS ?? 2);
 const CLIENTS = 6;
 const GRANT = 100; // dollars per account
-const FL_ESTIMATED = 0x2, FL_ORPHAN = 0x8;
+const FL_STREAM = 0x1, FL_ESTIMATED = 0x2, FL_ORPHAN = 0x8;
+
+// The mock's answer text: pieces of two tokens each (bench/mock/completion.c), so the text of its
+// first K tokens estimates, at tollgate's one token per 4 characters, to this many tokens.
+const PIECES = ['Hello from ', 'the mock ', 'upstream provider. ', 'Tokens come ', 'in pairs ', 'for exact ',
+  'billing reconciliation. ', 'Have fun! '];
+function textEstimate(tokens) {
+  let chars = 0;
+  for (let i = 0; i < tokens / 2; i++) chars += PIECES[i % PIECES.length].length;
+  return Math.ceil(chars / 4);
+}
 
 let mock, gw;
 const oldLogs = []; // stderr of the trees killed along the way
@@ -147,14 +157,20 @@ test('kill -9 of workers, the persister, the master and the whole tree: every up
   assert.deepEqual(doubled, [], 'request ids billed more than once');
   assert.deepEqual(strays, [], 'records of requests the mock never received must be orphans');
 
-  let orphans = 0, completed = 0;
+  let orphans = 0, completed = 0, relayed = 0;
   for (const [rid, [u]] of billed) {
     const entries = seen.get(rid) ?? [];
     if (u.fl & FL_ORPHAN) {
       orphans++;
+      if (u.ct > 0) relayed++;
       assert.ok(u.fl & FL_ESTIMATED, `orphan ${rid} is flagged estimated`);
       assert.equal(u.st, 0, `orphan ${rid} has no status`);
       assert.ok(u.cost > 0 && u.pt > 0, `orphan ${rid} is billed its estimate`);
+      // billed for what was relayed: never more text than the mock produced for that request id
+      const produced = Math.max(0, ...entries.map((e) => e.completion_tokens + e.partial_completion_tokens));
+      assert.ok(u.ct <= Math.max(produced, textEstimate(produced)),
+        `orphan ${rid}: ${u.ct} completion tokens billed, the mock produced ${produced}`);
+      if (!(u.fl & FL_STREAM)) assert.equal(u.ct, 0, `orphan ${rid}: a buffered answer relays nothing before its end`);
       continue;
     }
     assert.equal(entries.length, 1, `request ${rid} reached the mock once`);
@@ -179,5 +195,5 @@ test('kill -9 of workers, the persister, the master and the whole tree: every up
   for (const log of oldLogs) assertCleanLog(log);
   const v = await runTollgate(['admin', 'verify', '-c', gw.configPath]);
   assert.equal(v.code, 0, v.stdout + v.stderr);
-  console.log(`crash matrix: ${ROUNDS} round(s), ${log.length} upstream requests, ${records.length} records, ${orphans} orphan(s)`);
+  console.log(`crash matrix: ${ROUNDS} round(s), ${log.length} upstream requests, ${records.length} records, ${orphans} orphan(s), ${relayed} billed for text relayed`);
 });
