@@ -6,7 +6,7 @@
 // and an upstream that resets or stalls mid-stream (the client's stream ends; one usage record,
 // marked estimated). Upstream 429 storms, 5xx and first-byte stalls are in failover.test.js.
 // Everything stays on 127.0.0.1 and is bounded in count and time.
-import { test, before, after } from 'node:test';
+import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import http2 from 'node:http2';
@@ -37,8 +37,18 @@ const chat = (stream, extra = {}) => fetch(`${gw.base}/v1/chat/completions`, {
 });
 
 /** A well-behaved client: one non-streaming request every 100 ms until stopped. */
+// Every well-behaved client still running; a test that fails before its finish() must not leave
+// one polling (the file would never end): afterEach stops them.
+const running = new Set();
+afterEach(async () => {
+  for (const state of running) state.stop = true;
+  await Promise.all([...running].map((state) => state.done));
+  running.clear();
+});
+
 function goodClient() {
   const state = { ok: 0, failed: [], stop: false };
+  running.add(state);
   state.done = (async () => {
     while (!state.stop) {
       const t0 = Date.now();
@@ -214,7 +224,12 @@ test('HTTP/2 rapid reset: thousands of streams opened and cancelled on one conne
   // the defence (worker/abuse.c): connections that cancel most of their streams are shut down,
   // so the cancelled streams reach the upstream far less often than they were opened
   assert.ok(sessions > 1, `abusive connections were closed (${sessions} sessions)`);
-  assert.ok(st1.requests - before < opened / 2, `upstream requests ${st1.requests - before} of ${opened} streams`);
+  // what reaches the upstream is what a connection gets in before its cancels arrive: the
+  // documented bound is about TG_ABUSE_MIN_CANCELS (64) plus a batch or two per connection
+  // (docs/reliability.md); how much of each batch gets through depends on the machine's load
+  const perSession = 64 + 2 * BATCH;
+  assert.ok(st1.requests - before <= sessions * perSession,
+    `upstream requests ${st1.requests - before} of ${opened} streams over ${sessions} connections (at most ${perSession} each)`);
   // the gateway still serves h2 on a fresh connection
   const s = http2.connect(gw.base);
   s.on('error', () => {});
