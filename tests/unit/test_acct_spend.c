@@ -13,7 +13,6 @@
 
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,39 +23,19 @@
 #include "store/record.h"
 #include "store/store-i.h"
 
+#include "store_fixture.h"
+
 #define NOW_MS 1717200000123ull /* 2024-06-01T00:00:00.123Z */
 #define DAY 86400
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-typedef struct fx {
-    char dir[64];
-    tg_store_t *s;
-} fx_t;
-
 static int setup(void **state)
 {
-    fx_t *f = calloc(1, sizeof(*f));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/tg_acct_spend_test_XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    char *err = NULL;
-    if (tg_store_open(&f->s, f->dir, &err) != 0)
-        fail_msg("open: %s", err);
-    *state = f;
-    return 0;
+    return tg_test_store_setup(state, "acct_spend");
 }
 
 static int teardown(void **state)
 {
-    fx_t *f = *state;
-    tg_store_close(f->s);
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    free(f);
-    return 0;
+    return tg_test_store_teardown(state);
 }
 
 /* The tree path on TEXT, committed; *REC and *ENTRY (malloc'd, NULL when none) read back. */

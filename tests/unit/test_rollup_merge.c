@@ -13,7 +13,6 @@
 
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,43 +22,16 @@
 #include "store/store-i.h"
 #include "store/usage_q.h"
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-typedef struct fx {
-    char dir[64];
-    tg_store_t *s;
-} fx_t;
-
-static void reopen(fx_t *f)
-{
-    if (f->s)
-        tg_store_close(f->s);
-    char *err = NULL;
-    if (tg_store_open(&f->s, f->dir, &err) != 0)
-        fail_msg("open: %s", err);
-}
+#include "store_fixture.h"
 
 static int setup(void **state)
 {
-    fx_t *f = calloc(1, sizeof(*f));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/tg_rollup_merge_XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    reopen(f);
-    *state = f;
-    return 0;
+    return tg_test_store_setup(state, "rollup_merge");
 }
 
 static int teardown(void **state)
 {
-    fx_t *f = *state;
-    tg_store_close(f->s);
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    free(f);
-    return 0;
+    return tg_test_store_teardown(state);
 }
 
 static size_t key_of(uint8_t key[TG_ROLLUP_KEY_MAX], uint64_t id)
@@ -145,7 +117,7 @@ static void test_operands_add_to_the_row(void **state)
     flush_and_compact(f);
     assert_rollup(get_row(f, 5), 6, 111, 56, 11, 7299);             /* merged by compaction */
     write_row(f, 5, (tg_rollup_t){1, 0, 0, 0, 1}, 0);
-    reopen(f);                                                      /* the operand replayed from the log */
+    tg_test_store_reopen(f);                                                      /* the operand replayed from the log */
     assert_rollup(get_row(f, 5), 7, 111, 56, 11, 7300);
     assert_rollup(iter_row(f, 5), 7, 111, 56, 11, 7300);
 }
@@ -200,7 +172,7 @@ static void test_migration_2_to_3(void **state)
     assert_int_not_equal(tg_store_open_readonly(&ro, f->dir, &err), 0);
     assert_non_null(strstr(err, "schema version 2"));
     free(err);
-    reopen(f);
+    tg_test_store_reopen(f);
     uint64_t v = 0;
     assert_int_equal(tg_store_meta_get(f->s, TG_META_SCHEMA_VERSION, &v), 1);
     assert_int_equal(v, 3);
@@ -243,7 +215,7 @@ static void test_dump_replays_merges(void **state)
         lines += buf[i] == '\n';
     free(buf);
     assert_int_equal(lines, 3);
-    reopen(f);
+    tg_test_store_reopen(f);
     assert_rollup(get_row(f, 1), 3, 0, 0, 0, 3);
 }
 
