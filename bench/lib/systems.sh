@@ -70,6 +70,7 @@ workers: $TG_WORKERS
 data_dir: $dir/data
 arena:
   max_accounts: $TG_MAX_ACCOUNTS
+  max_inflight_per_worker: 16384 # S3 holds up to 10,000 streams on one worker (8,192 by default)
 server:
   max_connections: 200000
 upstream:
