@@ -161,53 +161,36 @@ static int scan_value(cursor_t *c, tg_json_span_t *out, int depth)
     }
 }
 
+/* tg_json_get_many's walk: each member's name against the keys not found yet. */
+typedef struct get_many {
+    const char *const *keys;
+    size_t n_keys;
+    tg_json_span_t *out;
+    int found;
+} get_many_t;
+
+static int get_many_member(void *ud, const tg_json_span_t *k, const tg_json_span_t *v)
+{
+    get_many_t *g = ud;
+    for (size_t i = 0; i < g->n_keys; i++)
+        if (g->out[i].type == TG_JSON_NONE && k->len == strlen(g->keys[i]) && memcmp(k->p, g->keys[i], k->len) == 0) {
+            g->out[i] = *v; /* the first occurrence counts */
+            g->found++;
+            break;
+        }
+    return 0;
+}
+
 int tg_json_get_many(const char *p, size_t n, const char *const *keys, size_t n_keys, tg_json_span_t *out)
 {
-    cursor_t c = {p, p + n};
-    int found = 0;
     for (size_t i = 0; i < n_keys; i++)
         out[i].type = TG_JSON_NONE;
+    cursor_t c = {p, p + n};
     skip_ws(&c);
-    if (c.p >= c.end || *c.p != '{')
+    if (c.p >= c.end || *c.p != '{') /* an object, not an array */
         return -1;
-    c.p++;
-    skip_ws(&c);
-    if (c.p < c.end && *c.p == '}') {
-        c.p++;
-        skip_ws(&c);
-        return c.p == c.end ? 0 : -1;
-    }
-    for (;;) {
-        tg_json_span_t k, v;
-        skip_ws(&c);
-        if (c.p >= c.end || *c.p != '"' || scan_string(&c, &k) != 0)
-            return -1;
-        skip_ws(&c);
-        if (c.p >= c.end || *c.p != ':')
-            return -1;
-        c.p++;
-        if (scan_value(&c, &v, 1) != 0)
-            return -1;
-        for (size_t i = 0; i < n_keys; i++)
-            if (out[i].type == TG_JSON_NONE && k.len == strlen(keys[i]) && memcmp(k.p, keys[i], k.len) == 0) {
-                out[i] = v; /* the first occurrence counts */
-                found++;
-                break;
-            }
-        skip_ws(&c);
-        if (c.p >= c.end)
-            return -1;
-        if (*c.p == ',') {
-            c.p++;
-            continue;
-        }
-        if (*c.p == '}') {
-            c.p++;
-            skip_ws(&c);
-            return c.p == c.end ? found : -1; /* nothing but whitespace may follow */
-        }
-        return -1;
-    }
+    get_many_t g = {keys, n_keys, out, 0};
+    return tg_json_each(p, n, get_many_member, &g) == 0 ? g.found : -1;
 }
 
 int tg_json_get(const char *p, size_t n, const char *key, tg_json_span_t *out)
