@@ -1699,48 +1699,52 @@ int tg_psec_path_allowed(const uint8_t *sec, const char *path, size_t n)
     return acl_allowed(sec, TG_SEC_RESOURCES, path, n);
 }
 
-int tg_psec_map_model(const uint8_t *sec, const char *model, size_t n, const char **dst, size_t *dn)
+/* The rule of section SECTION that MODEL matches first, or NULL (no such section, no match). */
+static const tg_rule_t *matched_rule(const uint8_t *sec, int section, const char *model, size_t n)
 {
     const tg_psec_t *h = tg_psec(sec);
-    if (!h->off[TG_SEC_MMAP])
+    if (!h->off[section])
+        return NULL;
+    int i = tg_rules_match(sec, h->off[section], model, n);
+    return i < 0 ? NULL : tg_rules_at(sec, h->off[section], i);
+}
+
+/* A model-to-model section (ModelMapper, ModelFailover): 1 and *DST and *DN set to the target of the
+ * first rule MODEL matches, else 0. */
+static int model_target(const uint8_t *sec, int section, const char *model, size_t n, const char **dst, size_t *dn)
+{
+    const tg_rule_t *r = matched_rule(sec, section, model, n);
+    if (!r)
         return 0;
-    int i = tg_rules_match(sec, h->off[TG_SEC_MMAP], model, n);
-    if (i < 0)
-        return 0;
-    const tg_rule_t *r = tg_rules_at(sec, h->off[TG_SEC_MMAP], i);
     *dst = (const char *)sec + r->val_off;
     *dn = r->val_len;
     return 1;
 }
 
+int tg_psec_map_model(const uint8_t *sec, const char *model, size_t n, const char **dst, size_t *dn)
+{
+    return model_target(sec, TG_SEC_MMAP, model, n, dst, dn);
+}
+
 int tg_psec_map_level(const uint8_t *sec, const char *model, size_t n, int32_t *level)
 {
-    const tg_psec_t *h = tg_psec(sec);
-    if (!h->off[TG_SEC_LMAP])
+    const tg_rule_t *r = matched_rule(sec, TG_SEC_LMAP, model, n);
+    if (!r)
         return 0;
-    int i = tg_rules_match(sec, h->off[TG_SEC_LMAP], model, n);
-    if (i < 0)
-        return 0;
-    memcpy(level, sec + tg_rules_at(sec, h->off[TG_SEC_LMAP], i)->val_off, sizeof(*level));
+    memcpy(level, sec + r->val_off, sizeof(*level));
     return 1;
 }
 
 const tg_mlimit_t *tg_psec_model_limit(const uint8_t *sec, const char *model, size_t n)
 {
-    const tg_psec_t *h = tg_psec(sec);
-    if (!h->off[TG_SEC_MLIM])
-        return NULL;
-    int i = tg_rules_match(sec, h->off[TG_SEC_MLIM], model, n);
-    return i < 0 ? NULL : (const tg_mlimit_t *)(sec + tg_rules_at(sec, h->off[TG_SEC_MLIM], i)->val_off);
+    const tg_rule_t *r = matched_rule(sec, TG_SEC_MLIM, model, n);
+    return r ? (const tg_mlimit_t *)(sec + r->val_off) : NULL;
 }
 
 const tg_price_t *tg_psec_price(const uint8_t *sec, const char *model, size_t n)
 {
-    const tg_psec_t *h = tg_psec(sec);
-    if (!h->off[TG_SEC_PRICES])
-        return NULL;
-    int i = tg_rules_match(sec, h->off[TG_SEC_PRICES], model, n);
-    return i < 0 ? NULL : (const tg_price_t *)(sec + tg_rules_at(sec, h->off[TG_SEC_PRICES], i)->val_off);
+    const tg_rule_t *r = matched_rule(sec, TG_SEC_PRICES, model, n);
+    return r ? (const tg_price_t *)(sec + r->val_off) : NULL;
 }
 
 int32_t tg_psec_switch_over(const uint8_t *sec, int32_t level)
@@ -1758,14 +1762,5 @@ int32_t tg_psec_switch_over(const uint8_t *sec, int32_t level)
 
 int tg_psec_failover(const uint8_t *sec, const char *model, size_t n, const char **dst, size_t *dn)
 {
-    const tg_psec_t *h = tg_psec(sec);
-    if (!h->off[TG_SEC_FAILOVER])
-        return 0;
-    int i = tg_rules_match(sec, h->off[TG_SEC_FAILOVER], model, n);
-    if (i < 0)
-        return 0;
-    const tg_rule_t *r = tg_rules_at(sec, h->off[TG_SEC_FAILOVER], i);
-    *dst = (const char *)sec + r->val_off;
-    *dn = r->val_len;
-    return 1;
+    return model_target(sec, TG_SEC_FAILOVER, model, n, dst, dn);
 }
